@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using CvrlServe.Core.Video;
+
+namespace CvrlServe.Core.Tests.Video;
+
+[Collection(VideoFiles.Name)]
+public sealed class VideoReaderSafetyTests(TestVideos videos)
+{
+    [Theory]
+    [InlineData("empty.mp4")]
+    [InlineData("text.mp4")]
+    public async Task ProbeAsync_NotAVideo_Unsupported(string name)
+    {
+        using var reader = new VideoReader();
+        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(videos.Path(name)));
+    }
+
+    [Fact]
+    public async Task ProbeAsync_TruncatedMp4_CorruptWithStderrTail()
+    {
+        using var reader = new VideoReader();
+        var error = await Assert.ThrowsAsync<CorruptVideoException>(() => reader.ProbeAsync(videos.Path("truncated.mp4")));
+        Assert.Contains(error.StderrTail, l => l.Contains("moov atom not found", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ProbeAsync_MissingFile_FileNotFound()
+    {
+        using var reader = new VideoReader();
+        await Assert.ThrowsAsync<FileNotFoundException>(() => reader.ProbeAsync(videos.Path("no-such-file.mp4")));
+    }
+
+    [Fact]
+    public async Task ProbeAsync_HlsPlaylistRenamedMp4_RefusedWithoutOpeningItsUrls()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        string playlist = Path.Combine(videos.Folder, "playlist.mp4");
+        File.WriteAllText(playlist,
+            $"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.2,\nhttp://127.0.0.1:{port}/segment.ts\n#EXTINF:1.2,\nindex.mp4\n#EXT-X-ENDLIST\n");
+        using var reader = new VideoReader();
+
+        var error = await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(playlist));
+
+        Assert.Contains(error.StderrTail, l => l.Contains("not on whitelist", StringComparison.Ordinal));
+        await Task.Delay(200);
+        Assert.False(listener.Pending(), "ffprobe connected to the URL in the playlist");
+    }
+
+    [Fact]
+    public async Task ProbeAsync_FfconcatRenamedMp4_RefusedAlthoughItsTargetIsAVideo()
+    {
+        string list = Path.Combine(videos.Folder, "concat-list.mp4");
+        File.WriteAllText(list, "ffconcat version 1.0\nfile index.mp4\nfile solid.mp4\n");
+        using var reader = new VideoReader();
+        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(list));
+    }
+
+    [Fact]
+    public async Task ProbeAsync_SameFileTwice_SecondComesFromCache()
+    {
+        using var reader = new VideoReader();
+        var first = await reader.ProbeAsync(videos.Path("index.mkv"));
+        var clock = Stopwatch.StartNew();
+        var second = await reader.ProbeAsync(videos.Path("index.mkv"));
+        Assert.Same(first, second);
+        Assert.True(clock.ElapsedMilliseconds < 50, $"cached probe took {clock.ElapsedMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task Limits_FileSizeDurationPixelsDecodedBytes_EachRefusedBeforeDecoding()
+    {
+        using var reader = new VideoReader();
+        string path = videos.Path("odd-321x241.mp4");
+
+        var size = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxFileBytes = 100 }));
+        Assert.Equal(VideoLimits.FileSize, size.Limit);
+        var duration = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxDuration = TimeSpan.FromSeconds(0.1) }));
+        Assert.Equal(VideoLimits.Duration, duration.Limit);
+        var pixels = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxPixelsPerFrame = 320 * 240 }));
+        Assert.Equal(VideoLimits.PixelsPerFrame, pixels.Limit);
+
+        var probe = await reader.ProbeAsync(path);
+        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(8, 1), 1);
+        var bytes = await Assert.ThrowsAsync<VideoLimitExceededException>(() =>
+            reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, new VideoLimits { MaxDecodedBytes = 321 * 241 * 3 * 8 }));
+        Assert.Equal(VideoLimits.DecodedBytes, bytes.Limit);
+    }
+
+    [Fact]
+    public void Limits_RequestCanOnlyTighten()
+    {
+        var server = new VideoLimits { MaxFileBytes = 1000, MaxDuration = TimeSpan.FromSeconds(10) };
+        var merged = server.Tighten(new VideoLimits { MaxFileBytes = 5000, MaxDuration = TimeSpan.FromSeconds(2) });
+        Assert.Equal(1000, merged.MaxFileBytes);
+        Assert.Equal(TimeSpan.FromSeconds(2), merged.MaxDuration);
+    }
+
+    [Fact]
+    public async Task DecodeAsync_Cancelled_ThrowsAndNoFfmpegOutlivesIt()
+    {
+        using var reader = new VideoReader();
+        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
+        int pipesBefore = CountPipeFiles();
+        using var cancel = new CancellationTokenSource();
+
+        var decode = reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
+        await WaitUntil(() => ChildProcesses.Ffmpeg().Count > 0, TimeSpan.FromSeconds(10));
+        cancel.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => decode);
+        await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
+        Assert.Empty(ChildProcesses.Ffmpeg());
+        Assert.Equal(pipesBefore, CountPipeFiles());
+    }
+
+    [Fact]
+    public async Task DecodeAsync_Timeout_ThrowsTimeoutAndKillsFfmpeg()
+    {
+        using var reader = new VideoReader(new VideoReaderOptions { Limits = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(300) } });
+        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
+
+        await Assert.ThrowsAsync<VideoTimeoutException>(() => reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame));
+        await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
+        Assert.Empty(ChildProcesses.Ffmpeg());
+    }
+
+    [Fact]
+    public async Task DecodeAsync_ManyAtOnce_NeverMoreProcessesThanTheCap()
+    {
+        using var reader = new VideoReader(new VideoReaderOptions { MaxConcurrentProcesses = 2 });
+        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plans = Enumerable.Range(0, 6).Select(i => SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(8, 2), 1 + i % 3)).ToArray();
+        int peak = 0;
+        using var stop = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                peak = Math.Max(peak, ChildProcesses.Ffmpeg().Count);
+                await Task.Delay(5);
+            }
+        });
+
+        var results = await Task.WhenAll(plans.Select(p => reader.DecodeAsync(probe, p, new FrameGeometry(64))));
+        await stop.CancelAsync();
+        await watcher;
+
+        Assert.All(results, r => Assert.Equal(r.Views.Count * 8, r.Views.Sum(v => v.Frames.Count)));
+        Assert.InRange(peak, 1, 2);
+    }
+
+    private static int CountPipeFiles() => Directory.EnumerateFiles(Path.GetTempPath(), "CoreFxPipe_*").Count();
+
+    private static async Task WaitUntil(Func<bool> condition, TimeSpan limit)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition() && clock.Elapsed < limit)
+        {
+            await Task.Delay(20);
+        }
+    }
+}
+
+/// <summary>ffmpeg/ffprobe processes whose parent is this test process, read from /proc.</summary>
+internal static class ChildProcesses
+{
+    public static IReadOnlyList<int> Ffmpeg()
+    {
+        int self = Environment.ProcessId;
+        var children = new List<int>();
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                // /proc/PID/stat: "pid (comm) state ppid ..."
+                string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                int close = stat.LastIndexOf(')');
+                string comm = stat[(stat.IndexOf('(') + 1)..close];
+                int ppid = int.Parse(stat[(close + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+                if (ppid == self && comm is "ffmpeg" or "ffprobe")
+                {
+                    children.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended while we looked.
+            }
+        }
+
+        return children;
+    }
+}
