@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using FFMpegCore;
+using FFMpegCore.Pipes;
 
 namespace CvrlServe.Core.Video;
 
@@ -79,8 +81,21 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
         return new DecodeCommand(inputs, output, frames.Length, width, height);
     }
 
-    /// <summary>The whole command line as bash would run it, writing to <paramref name="target"/>.</summary>
-    public string ToShellCommand(string ffmpeg, string target)
+    /// <summary>The command as FFMpegCore runs it, writing into <paramref name="sink"/>.</summary>
+    public FFMpegArgumentProcessor ToProcessor(IPipeSink sink)
+    {
+        var first = Inputs[0];
+        var arguments = FFMpegArguments.FromFileInput(first.Path, false, o => o.WithCustomArgument($"{GlobalOptions} {first.Options}"));
+        foreach (var input in Inputs.Skip(1))
+        {
+            arguments = arguments.AddFileInput(input.Path, false, o => o.WithCustomArgument(input.Options));
+        }
+
+        return arguments.OutputToPipe(sink, o => o.WithCustomArgument(OutputOptions));
+    }
+
+    /// <summary>The same command line for bash, writing raw frames to stdout.</summary>
+    public string ToShellCommand(string ffmpeg)
     {
         var text = new StringBuilder(ffmpeg).Append(' ').Append(GlobalOptions);
         foreach (var input in Inputs)
@@ -88,7 +103,7 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
             text.Append(' ').Append(input.Options).Append(" -i '").Append(input.Path.Replace("'", "'\\''", StringComparison.Ordinal)).Append('\'');
         }
 
-        return text.Append(' ').Append(OutputOptions).Append(" -f rawvideo ").Append(target).ToString();
+        return text.Append(' ').Append(OutputOptions).Append(" -f rawvideo pipe:1").ToString();
     }
 
     /// <summary>Splits ascending frames into runs whose neighbours are at most <paramref name="maxGap"/> apart.</summary>

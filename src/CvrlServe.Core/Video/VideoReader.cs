@@ -208,14 +208,6 @@ public sealed class VideoReader : IDisposable
     private async Task<(long Written, IReadOnlyList<string> Stderr)> RunDecodeAsync(
         DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var first = command.Inputs[0];
-        var arguments = FFMpegArguments.FromFileInput(first.Path, false,
-            o => o.WithCustomArgument($"{DecodeCommand.GlobalOptions} {first.Options}"));
-        foreach (var input in command.Inputs.Skip(1))
-        {
-            arguments = arguments.AddFileInput(input.Path, false, o => o.WithCustomArgument(input.Options));
-        }
-
         var sink = new RawFrameSink(frames);
         await _processSlots.WaitAsync(cancellationToken);
         try
@@ -225,8 +217,7 @@ public sealed class VideoReader : IDisposable
             FFMpegResult result;
             try
             {
-                result = await arguments
-                    .OutputToPipe(sink, o => o.WithCustomArgument(command.OutputOptions))
+                result = await command.ToProcessor(sink)
                     .CancellableThrough(linked.Token, TimeSpan.Zero)
                     .ProcessAsynchronously(false, _ffOptions, linked.Token);
             }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
+# SDK (ffmpeg), checks formatting, builds and runs every test project, and ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "Installing ${missing[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet restore CvrlServe.sln
+dotnet format CvrlServe.sln --verify-no-changes --no-restore
+dotnet build CvrlServe.sln --no-restore -c Release
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test CvrlServe.sln --no-build -c Release 2>&1 | tee "$log" || status=$?
+
+# dotnet test prints one "Passed!/Failed! - Failed: F, Passed: P, ..." line per test project.
+passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
+failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
+skipped=$(grep -oE 'Skipped: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
+echo "Tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"
