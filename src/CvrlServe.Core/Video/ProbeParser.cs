@@ -46,7 +46,8 @@ public static class ProbeParser
 
         (long frames, var source) = statedFrames is { } n
             ? (n, FrameCountSource.Container)
-            : ((long)Math.Max(1, Math.Round(duration.TotalSeconds * fps)), FrameCountSource.EstimatedFromDuration);
+            // Floor, not round: an estimate one frame too high would ask ffmpeg for a frame that is not there.
+            : ((long)Math.Max(1, Math.Floor(duration.TotalSeconds * fps + 1e-6)), FrameCountSource.EstimatedFromDuration);
 
         return new VideoProbe(path, fileBytes, format, true, video.CodecName ?? "", video.PixelFormat ?? "",
             width, height, rotation, start, containerStart, duration, fps, frames, source, variable, hasAudio);

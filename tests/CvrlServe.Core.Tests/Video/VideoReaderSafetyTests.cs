@@ -124,10 +124,27 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         using var reader = new VideoReader(new VideoReaderOptions { Limits = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(300) } });
         var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
         var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
+        int pipesBefore = CountPipeFiles();
 
         await Assert.ThrowsAsync<VideoTimeoutException>(() => reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame));
         await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg());
+        Assert.Equal(pipesBefore, CountPipeFiles());
+    }
+
+    [Fact]
+    public async Task DecodeAsync_SuccessAndCorruptFailure_LeaveNoProcessOrPipeBehind()
+    {
+        using var reader = new VideoReader();
+        int pipesBefore = CountPipeFiles();
+        var good = await reader.ProbeAsync(videos.Path("index.mkv"));
+        await reader.DecodeAsync(good, SamplingPlan.Evaluation(good.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame);
+        var broken = await reader.ProbeAsync(videos.Path("truncated-faststart.mp4"));
+        await Assert.ThrowsAsync<CorruptVideoException>(() =>
+            reader.DecodeAsync(broken, SamplingPlan.Evaluation(broken.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame));
+
+        Assert.Empty(ChildProcesses.Ffmpeg());
+        Assert.Equal(pipesBefore, CountPipeFiles());
     }
 
     [Fact]
