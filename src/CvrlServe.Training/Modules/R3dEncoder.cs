@@ -99,7 +99,7 @@ public sealed class R3dEncoder : nn.Module<Tensor, Tensor>
                 case Conv3d conv:
                     long fanIn = conv.weight!.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
                     double std = Math.Sqrt(1.0 / fanIn) / 0.87962566103423978;
-                    nn.init.trunc_normal_(conv.weight, 0, std, -2 * std, 2 * std);
+                    conv.weight.copy_(TruncatedNormal(conv.weight.shape, std));
                     break;
                 case BatchNorm3d norm:
                     nn.init.ones_(norm.weight!);
@@ -107,6 +107,28 @@ public sealed class R3dEncoder : nn.Module<Tensor, Tensor>
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// N(0, std²) cut at ±2σ by redrawing what falls outside. (TorchSharp 0.107's
+    /// <c>nn.init.trunc_normal_</c> fills the tensor with one constant, so it is not used.)
+    /// </summary>
+    internal static Tensor TruncatedNormal(long[] shape, double std)
+    {
+        using var scope = NewDisposeScope();
+        var values = randn(shape) * std;
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            var outside = values.abs() > 2 * std;
+            if (!outside.any().item<bool>())
+            {
+                break;
+            }
+
+            values = where(outside, randn(shape) * std, values);
+        }
+
+        return scope.MoveToOuter(values.clamp(-2 * std, 2 * std));
     }
 
     protected override void Dispose(bool disposing)

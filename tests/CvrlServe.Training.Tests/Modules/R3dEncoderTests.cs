@@ -97,6 +97,27 @@ public class R3dEncoderTests
     }
 
     [Fact]
+    public void Initialize_ConvKernels_TruncatedNormalWithFanInVariance()
+    {
+        using var encoder = new R3dEncoder(R3dArchitecture.R3d18, 1.0);
+        var weight = encoder.named_parameters().Single(p => p.name == "layer3.0.conv2.weight").parameter;
+        double std = Math.Sqrt(1.0 / (256 * 3 * 3)) / 0.87962566103423978;
+        // A normal truncated at ±2σ has standard deviation 0.8796σ, so the kernel's is √(1/fan_in).
+        Assert.InRange(weight.std().item<float>(), 0.97 * std * 0.8796, 1.03 * std * 0.8796);
+        Assert.True(weight.abs().max().item<float>() <= 2 * std + 1e-6);
+    }
+
+    [Fact]
+    public void Forward_FreshNetworkInEvalMode_ActivationsStayBounded()
+    {
+        using var encoder = new R3dEncoder(R3dArchitecture.R3d50, 0.25);
+        encoder.eval();
+        using var noGrad = no_grad();
+        using var output = encoder.forward(rand([1, 3, 8, 64, 64]));
+        Assert.InRange(output.abs().max().item<float>(), 1e-3, 1e3);
+    }
+
+    [Fact]
     public void ProjectionHead_ThreeHiddenLayersThen128()
     {
         using var head = new ProjectionHead(2048);
