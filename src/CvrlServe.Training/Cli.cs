@@ -1,34 +1,60 @@
+using CvrlServe.Training.Commands;
 using TorchSharp;
 
 namespace CvrlServe.Training;
 
-/// <summary>
-/// The <c>cvrl</c> command line. Commands arrive with their issues (pretrain, export, import, embed,
-/// probe, eval); for now it can report whether this machine can train.
-/// </summary>
+/// <summary>The <c>cvrl</c> command line: parses, dispatches, and turns failures into messages and exit codes.</summary>
 internal static class Cli
 {
-    private const string Usage = """
+    private static readonly string Usage = $"""
         cvrl: CVRL video representation training and tooling.
 
         Usage:
-          cvrl doctor     check that libtorch loads and run a Conv3d forward/backward
-          cvrl --help     this text
+          cvrl init --arch ARCH [--width W] --out models/NAME [--seed N] [view options]
+              a randomly initialized encoder (the random-init baseline; a test fixture)
+          cvrl export --checkpoint DIR --out models/NAME [view options]
+              export a training checkpoint's encoder to ONNX with its manifest
+          cvrl import --arch torchvision-r3d18 --weights FILE.pth --out models/NAME [view options]
+              serve a PyTorch-trained torchvision r3d_18 (state dict saved with torch.save)
+          cvrl doctor
+              check that libtorch loads and run a Conv3d forward/backward
+
+          architectures: r3d18, r3d34, r3d50, r3d101, r3d152, torchvision-r3d18
+        {ModelCommands.ViewHelp}
+        Exit codes: 0 success, 1 failure, 2 bad command line.
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        switch (args)
+        try
         {
-            case [] or ["--help"] or ["-h"] or ["help"]:
-                output.WriteLine(Usage);
-                return args.Length == 0 ? 2 : 0;
-            case ["doctor"]:
-                return Doctor(output, error);
-            default:
-                error.WriteLine($"cvrl: unknown command '{string.Join(' ', args)}'. Run 'cvrl --help'.");
-                return 2;
+            return args switch
+            {
+                [] => Help(error, 2),
+                ["--help" or "-h" or "help"] => Help(output, 0),
+                ["doctor"] => Doctor(output, error),
+                ["init", .. var rest] => ModelCommands.Init(new CommandArgs(rest, Flags.None), output),
+                ["export", .. var rest] => ModelCommands.Export(new CommandArgs(rest, Flags.None), output),
+                ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
+                _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
+            };
         }
+        catch (UsageException e)
+        {
+            error.WriteLine($"cvrl: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            error.WriteLine($"cvrl: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int Help(TextWriter writer, int code)
+    {
+        writer.WriteLine(Usage);
+        return code;
     }
 
     private static int Doctor(TextWriter output, TextWriter error)
@@ -45,6 +71,11 @@ internal static class Cli
             error.WriteLine($"cvrl: libtorch did not load: {e.GetBaseException().Message}");
             return 1;
         }
+    }
+
+    private static class Flags
+    {
+        public static readonly IReadOnlySet<string> None = new HashSet<string>();
     }
 }
 

@@ -35,6 +35,6 @@ public class TorchLoadingTests
         using var output = new StringWriter();
         using var error = new StringWriter();
         Assert.Equal(2, Cli.Run(["frobnicate"], output, error));
-        Assert.Contains("unknown command", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Unknown command", error.ToString(), StringComparison.Ordinal);
     }
 }

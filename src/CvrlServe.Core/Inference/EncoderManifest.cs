@@ -152,6 +152,7 @@ public sealed record ViewSpec(
     ResizeInterpolation Interpolation = ResizeInterpolation.Bilinear)
 {
     /// <summary>Views per clip: 3 for three crops, else 1.</summary>
+    [JsonIgnore]
     public int CropsPerClip => CropMode == CropMode.ThreeAlongLongSide ? 3 : 1;
 }
 

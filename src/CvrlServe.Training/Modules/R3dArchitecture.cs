@@ -62,8 +62,13 @@ public sealed record R3dArchitecture(
 
     /// <summary>Looks an architecture up by name; the message lists the known ones.</summary>
     public static R3dArchitecture Parse(string name) =>
-        All.FirstOrDefault(a => string.Equals(a.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"Unknown architecture '{name}'. Known: {string.Join(", ", All.Select(a => a.Name))}.", nameof(name));
+        Find(name) ?? throw new ArgumentException(UnknownMessage(name), nameof(name));
+
+    public static R3dArchitecture? Find(string name) =>
+        All.FirstOrDefault(a => string.Equals(a.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    public static string UnknownMessage(string name) =>
+        $"Unknown architecture '{name}'. Known: {string.Join(", ", All.Select(a => a.Name))}.";
 
     /// <summary>Output channels of a block relative to its bottleneck width.</summary>
     public int Expansion => Block == BlockKind.Bottleneck ? 4 : 1;

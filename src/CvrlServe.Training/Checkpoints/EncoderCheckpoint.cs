@@ -1,0 +1,69 @@
+using System.Text.Json;
+using CvrlServe.Core.Inference;
+using CvrlServe.Training.Modules;
+
+namespace CvrlServe.Training.Checkpoints;
+
+/// <summary>What a checkpoint folder says about the encoder it holds.</summary>
+/// <param name="Architecture">An <see cref="R3dArchitecture"/> name.</param>
+/// <param name="Width">Width multiplier.</param>
+/// <param name="Kind"><c>random-init</c>, <c>pretrained</c>, <c>supervised</c> or <c>imported</c>.</param>
+/// <param name="Step">Training steps taken.</param>
+/// <param name="ConfigSha256">SHA-256 of the resolved training config, when trained here.</param>
+/// <param name="Data">What it was trained on.</param>
+/// <param name="PretrainingClip">The clips it was trained on.</param>
+public sealed record CheckpointInfo(
+    string Architecture,
+    double Width,
+    string Kind,
+    long Step = 0,
+    string? ConfigSha256 = null,
+    string? Data = null,
+    ClipGeometry? PretrainingClip = null);
+
+/// <summary>
+/// A checkpoint folder: <c>checkpoint.json</c> (<see cref="CheckpointInfo"/>) and <c>encoder.bin</c>
+/// (TorchSharp state dict). Training adds its own files (head, optimizer) beside these.
+/// </summary>
+public static class EncoderCheckpoint
+{
+    public const string InfoFile = "checkpoint.json";
+    public const string EncoderFile = "encoder.bin";
+
+    public static void Save(string folder, R3dEncoder encoder, CheckpointInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        Directory.CreateDirectory(folder);
+        string weights = Path.Combine(folder, EncoderFile);
+        encoder.save(weights + ".tmp");
+        File.Move(weights + ".tmp", weights, overwrite: true);
+        string json = Path.Combine(folder, InfoFile);
+        File.WriteAllText(json + ".tmp", JsonSerializer.Serialize(info, EncoderManifest.Json));
+        File.Move(json + ".tmp", json, overwrite: true);
+    }
+
+    public static (R3dEncoder Encoder, CheckpointInfo Info) Load(string folder)
+    {
+        string json = Path.Combine(folder, InfoFile);
+        string weights = Path.Combine(folder, EncoderFile);
+        if (!File.Exists(json) || !File.Exists(weights))
+        {
+            throw new FileNotFoundException($"'{folder}' is not a checkpoint: it needs {InfoFile} and {EncoderFile}.");
+        }
+
+        var info = JsonSerializer.Deserialize<CheckpointInfo>(File.ReadAllText(json), EncoderManifest.Json)
+            ?? throw new InvalidDataException($"{json} is empty.");
+        var encoder = new R3dEncoder(R3dArchitecture.Parse(info.Architecture), info.Width);
+        try
+        {
+            encoder.load(weights);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
+        {
+            encoder.Dispose();
+            throw new InvalidDataException($"{weights} does not fit a {info.Architecture} at width {info.Width}: {e.Message}", e);
+        }
+
+        return (encoder, info);
+    }
+}
