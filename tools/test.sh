@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
-# SDK (ffmpeg), checks formatting, builds and runs every test project, and ends with one summary line.
+# SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
+# tests), checks formatting, builds and runs every test project, and ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+/usr/bin/python3 -c "import torchvision" >/dev/null 2>&1 || missing+=(python3-torchvision)
+/usr/bin/python3 -c "import onnx" >/dev/null 2>&1 || missing+=(python3-onnx)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
