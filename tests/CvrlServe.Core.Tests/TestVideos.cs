@@ -79,7 +79,7 @@ public sealed class TestVideos : IDisposable
 }
 
 [CollectionDefinition(Name)]
-public sealed class VideoFiles : ICollectionFixture<TestVideos>
+public sealed class SharedVideos : ICollectionFixture<TestVideos>
 {
     public const string Name = "videos";
 }

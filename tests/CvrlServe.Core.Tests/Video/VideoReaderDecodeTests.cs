@@ -2,7 +2,7 @@ using CvrlServe.Core.Video;
 
 namespace CvrlServe.Core.Tests.Video;
 
-[Collection(VideoFiles.Name)]
+[Collection(SharedVideos.Name)]
 public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
 {
     private readonly VideoReader _reader = new();

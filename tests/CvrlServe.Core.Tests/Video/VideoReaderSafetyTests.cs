@@ -5,7 +5,7 @@ using CvrlServe.Core.Video;
 
 namespace CvrlServe.Core.Tests.Video;
 
-[Collection(VideoFiles.Name)]
+[Collection(SharedVideos.Name)]
 public sealed class VideoReaderSafetyTests(TestVideos videos)
 {
     [Theory]
