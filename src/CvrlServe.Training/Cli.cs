@@ -16,6 +16,9 @@ internal static class Cli
               export a training checkpoint's encoder to ONNX with its manifest
           cvrl import --arch torchvision-r3d18 --weights FILE.pth --out models/NAME [view options]
               serve a PyTorch-trained torchvision r3d_18 (state dict saved with torch.save)
+          cvrl pretrain --data DIR --config FILE [--out runs/NAME] [--steps N] [--resume]
+                        [--set key.path=value]... [--cache DIR] [--stop-at STEP]
+              CVRL self-supervised pretraining on a folder of videos (configs: src/CvrlServe.Training/experiments/)
           cvrl doctor
               check that libtorch loads and run a Conv3d forward/backward
 
@@ -24,7 +27,7 @@ internal static class Cli
         Exit codes: 0 success, 1 failure, 2 bad command line.
         """;
 
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
         try
         {
@@ -36,6 +39,7 @@ internal static class Cli
                 ["init", .. var rest] => ModelCommands.Init(new CommandArgs(rest, Flags.None), output),
                 ["export", .. var rest] => ModelCommands.Export(new CommandArgs(rest, Flags.None), output),
                 ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
+                ["pretrain", .. var rest] => await PretrainCommand.RunAsync(new CommandArgs(rest, PretrainCommand.Flags), output, error),
                 _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
             };
         }
@@ -43,6 +47,11 @@ internal static class Cli
         {
             error.WriteLine($"cvrl: {e.Message}");
             return 2;
+        }
+        catch (Exception e) when (e is Config.ConfigException or Core.Datasets.DatasetException or Core.Video.VideoException)
+        {
+            error.WriteLine($"cvrl: {e.Message}");
+            return 1;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {

@@ -2,9 +2,9 @@ namespace CvrlServe.Training;
 
 internal static class Program
 {
-    public static int Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
         MallocTuning.Apply();
-        return Cli.Run(args, Console.Out, Console.Error);
+        return await Cli.RunAsync(args, Console.Out, Console.Error);
     }
 }

@@ -21,20 +21,20 @@ public class TorchLoadingTests
     }
 
     [Fact]
-    public void Cli_Doctor_ExitsZeroAndSaysLibtorchLoaded()
+    public async Task Cli_Doctor_ExitsZeroAndSaysLibtorchLoaded()
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        Assert.Equal(0, Cli.Run(["doctor"], output, error));
+        Assert.Equal(0, await Cli.RunAsync(["doctor"], output, error));
         Assert.Contains("libtorch loaded", output.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Cli_UnknownCommand_NonZeroWithMessage()
+    public async Task Cli_UnknownCommand_NonZeroWithMessage()
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        Assert.Equal(2, Cli.Run(["frobnicate"], output, error));
+        Assert.Equal(2, await Cli.RunAsync(["frobnicate"], output, error));
         Assert.Contains("Unknown command", error.ToString(), StringComparison.Ordinal);
     }
 }

@@ -42,8 +42,27 @@ public static class EncoderCheckpoint
         File.Move(json + ".tmp", json, overwrite: true);
     }
 
-    public static (R3dEncoder Encoder, CheckpointInfo Info) Load(string folder)
+    /// <summary>
+    /// A checkpoint folder itself, or a run folder (its newest <c>checkpoints/step-N</c>), so
+    /// <c>cvrl export --checkpoint runs/NAME</c> exports the last checkpoint of a run.
+    /// </summary>
+    public static string Resolve(string path)
     {
+        if (File.Exists(Path.Combine(path, InfoFile)))
+        {
+            return path;
+        }
+
+        string checkpoints = Directory.Exists(Path.Combine(path, "checkpoints")) ? Path.Combine(path, "checkpoints") : path;
+        var latest = Directory.Exists(checkpoints)
+            ? Directory.GetDirectories(checkpoints, "step-*").Where(d => File.Exists(Path.Combine(d, InfoFile))).Order(StringComparer.Ordinal).LastOrDefault()
+            : null;
+        return latest ?? throw new FileNotFoundException($"'{path}' is not a checkpoint: it needs {InfoFile} and {EncoderFile}, or a checkpoints/step-N folder that has them.");
+    }
+
+    public static (R3dEncoder Encoder, CheckpointInfo Info) Load(string path)
+    {
+        string folder = Resolve(path);
         string json = Path.Combine(folder, InfoFile);
         string weights = Path.Combine(folder, EncoderFile);
         if (!File.Exists(json) || !File.Exists(weights))

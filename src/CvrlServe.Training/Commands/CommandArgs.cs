@@ -5,7 +5,7 @@ namespace CvrlServe.Training.Commands;
 /// <summary>A command's arguments: <c>--name value</c> options, <c>--flag</c> switches and positionals.</summary>
 internal sealed class CommandArgs
 {
-    private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _options = new(StringComparer.Ordinal);
     private readonly HashSet<string> _flags = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
@@ -25,7 +25,12 @@ internal sealed class CommandArgs
             }
             else if (e.MoveNext())
             {
-                _options[arg] = e.Current;
+                if (!_options.TryGetValue(arg, out var values))
+                {
+                    _options[arg] = values = [];
+                }
+
+                values.Add(e.Current);
             }
             else
             {
@@ -47,7 +52,14 @@ internal sealed class CommandArgs
     public string? Optional(string name)
     {
         _used.Add(name);
-        return _options.GetValueOrDefault(name);
+        return _options.GetValueOrDefault(name)?.LastOrDefault();
+    }
+
+    /// <summary>Every value of an option that may repeat (e.g. <c>--set a=1 --set b=2</c>).</summary>
+    public IReadOnlyList<string> All(string name)
+    {
+        _used.Add(name);
+        return _options.GetValueOrDefault(name) ?? [];
     }
 
     public int Int(string name, int fallback, int min = 1, int max = int.MaxValue)

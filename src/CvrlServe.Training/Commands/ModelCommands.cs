@@ -49,7 +49,7 @@ internal static class ModelCommands
         using (encoder)
         {
             var manifest = EncoderExport.Write(outFolder, encoder, view, EncoderExport.CvrlValues,
-                new Provenance(info.Kind, Path.GetFullPath(checkpoint), info.ConfigSha256, info.Step, info.Data, DateTimeOffset.UtcNow),
+                new Provenance(info.Kind, Path.GetFullPath(EncoderCheckpoint.Resolve(checkpoint)), info.ConfigSha256, info.Step, info.Data, DateTimeOffset.UtcNow),
                 info.PretrainingClip);
             Report(output, outFolder, manifest);
         }

@@ -10,25 +10,36 @@ public static class OnnxGraphStats
     /// additions are left out; they are under 1 % here).
     /// </summary>
     public static long ConvFlops(byte[] model, int frames, int height, int width) =>
-        ConvFlopsByNode(model, frames, height, width).Sum(n => n.Flops);
+        Infer(model, frames, height, width).Sum(n => n.Flops);
+
+    /// <summary>
+    /// Elements a training step keeps per clip for backward: every node's output, plus every conv's output
+    /// once more (the exported graph has batch norm folded in; training keeps its input and output).
+    /// </summary>
+    public static long ActivationElementsForTraining(byte[] model, int frames, int height, int width) =>
+        Infer(model, frames, height, width).Sum(n => n.Elements * (n.Op == "Conv" ? 2 : 1));
 
     /// <summary>The same count, conv by conv, in graph order.</summary>
-    public static IReadOnlyList<(string Node, long Flops)> ConvFlopsByNode(byte[] model, int frames, int height, int width)
+    public static IReadOnlyList<(string Node, long Flops)> ConvFlopsByNode(byte[] model, int frames, int height, int width) =>
+        Infer(model, frames, height, width).Where(n => n.Op == "Conv").Select(n => (n.Node, n.Flops)).ToArray();
+
+    private static List<(string Node, string Op, long Flops, long Elements)> Infer(byte[] model, int frames, int height, int width)
     {
         var graph = ModelProto.Parser.ParseFrom(model).Graph;
         var weights = graph.Initializer.ToDictionary(t => t.Name, t => t.Dims.ToArray());
         var shapes = new Dictionary<string, long[]> { [graph.Input[0].Name] = [1, 3, frames, height, width] };
-        var flops = new List<(string, long)>();
+        var nodes = new List<(string, string, long, long)>();
         foreach (var node in graph.Node)
         {
             var input = shapes[node.Input[0]];
             long[] output;
+            long flops = 0;
             switch (node.OpType)
             {
                 case "Conv":
                     var w = weights[node.Input[1]];
                     output = Window(input, w[0], Attribute(node, "kernel_shape"), Attribute(node, "strides"), Attribute(node, "pads"));
-                    flops.Add((node.Name, 2 * w.Aggregate(1L, (a, b) => a * b) * output[2] * output[3] * output[4]));
+                    flops = 2 * w.Aggregate(1L, (a, b) => a * b) * output[2] * output[3] * output[4];
                     break;
                 case "MaxPool":
                     output = Window(input, input[1], Attribute(node, "kernel_shape"), Attribute(node, "strides"), Attribute(node, "pads"));
@@ -47,9 +58,10 @@ public static class OnnxGraphStats
             }
 
             shapes[node.Output[0]] = output;
+            nodes.Add((node.Name, node.OpType, flops, output.Aggregate(1L, (a, b) => a * b)));
         }
 
-        return flops;
+        return nodes;
     }
 
     private static long[] Attribute(NodeProto node, string name) => node.Attribute.First(a => a.Name == name).Ints.ToArray();

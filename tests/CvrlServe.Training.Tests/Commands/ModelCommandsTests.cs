@@ -87,7 +87,7 @@ public sealed class ModelCommandsTests : IDisposable
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        int code = Cli.Run(args, output, error);
+        int code = Cli.RunAsync(args, output, error).GetAwaiter().GetResult();
         return (code, output.ToString(), error.ToString());
     }
 

@@ -1,0 +1,59 @@
+using CvrlServe.Training.Config;
+using CvrlServe.Training.Export;
+using CvrlServe.Training.Modules;
+
+namespace CvrlServe.Training.Trainers;
+
+/// <summary>
+/// What one training step needs in memory, estimated before training so a config this machine cannot
+/// hold is refused with a message rather than an out-of-memory kill hours in.
+/// </summary>
+public static class MemoryEstimate
+{
+    /// <summary>Share of available memory a step may plan to use.</summary>
+    public const double Headroom = 0.8;
+
+    /// <summary>
+    /// Activations kept for backward (every op output of the exported graph, plus each conv's output once
+    /// more for its batch norm) × 4 bytes × 2B clips, plus weights, gradients and two optimizer buffers.
+    /// Activations are counted on a 1/8-width copy and scaled by width (channels are linear in width).
+    /// </summary>
+    public static long StepBytes(ExperimentConfig config, out long parameters)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var architecture = R3dArchitecture.Parse(config.Model.Architecture);
+        double probeWidth = Math.Min(config.Model.Width, 0.125);
+        long activations;
+        using (var probe = new R3dEncoder(architecture, probeWidth))
+        {
+            activations = OnnxGraphStats.ActivationElementsForTraining(OnnxExporter.Export(probe), config.Data.Frames, config.Data.CropSize, config.Data.CropSize);
+        }
+
+        using (var full = new R3dEncoder(architecture, config.Model.Width))
+        {
+            parameters = full.parameters().Sum(p => p.numel());
+        }
+
+        int embedding = architecture.EmbeddingSize(config.Model.Width);
+        parameters += (long)config.Model.HeadLayers * (embedding * (long)embedding + 3 * embedding) + embedding * (long)config.Model.ProjectionSize;
+        double perClip = activations * (config.Model.Width / probeWidth) * sizeof(float);
+        return (long)(perClip * 2 * config.BatchSize) + parameters * sizeof(float) * 4;
+    }
+
+    /// <summary>Throws <see cref="ConfigException"/> when a step would not fit in <paramref name="availableBytes"/>.</summary>
+    public static long Check(ExperimentConfig config, long availableBytes)
+    {
+        long bytes = StepBytes(config, out long parameters);
+        if (bytes > Headroom * availableBytes)
+        {
+            throw new ConfigException(
+            [
+                $"one step of '{config.Name}' needs about {bytes / 1e9:F1} GB ({config.Model.Architecture} x{config.Model.Width}, " +
+                $"{parameters / 1e6:F1} M parameters, {2 * config.BatchSize} clips of {config.Data.Frames}x{config.Data.CropSize}x{config.Data.CropSize}), " +
+                $"but this machine has {availableBytes / 1e9:F1} GB available: lower batchSize, data.frames, data.cropSize or model.width",
+            ]);
+        }
+
+        return bytes;
+    }
+}

@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Text.Json;
+using CvrlServe.Core.Datasets;
+using CvrlServe.Core.Inference;
+using CvrlServe.Core.Video;
+using CvrlServe.Training.Augment;
+using CvrlServe.Training.Checkpoints;
+using CvrlServe.Training.Config;
+using CvrlServe.Training.Data;
+using CvrlServe.Training.Losses;
+using CvrlServe.Training.Modules;
+using CvrlServe.Training.Plots;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CvrlServe.Training.Trainers;
+
+/// <summary>Where a pretraining run reads and writes, and how it reports.</summary>
+/// <param name="Data">Folder of unlabeled videos (searched recursively).</param>
+/// <param name="Output">Run folder: config.json, metrics.csv, curves.png, checkpoints/step-N.</param>
+/// <param name="CacheFolder">Where decoded training frames are kept between runs.</param>
+/// <param name="Resume">Continue from the run folder's newest checkpoint.</param>
+/// <param name="StopAtStep">Stop (with a checkpoint) after this many steps of the schedule; resume later.</param>
+public sealed record PretrainRun(string Data, string Output, string CacheFolder, ExperimentConfig Config, bool Resume, TextWriter Log, bool Interactive = false, long? StopAtStep = null);
+
+/// <summary>What a run did, for the command's summary and for tests.</summary>
+public sealed record PretrainSummary(IReadOnlyList<StepMetrics> Steps, IReadOnlyList<long> LiveTensors, string LastCheckpoint, int Videos, TimeSpan Elapsed);
+
+/// <summary>CVRL self-supervised pretraining (cvrl-method.md §3–6) on one device.</summary>
+public static class Pretrainer
+{
+    public static async Task<PretrainSummary> RunAsync(PretrainRun run, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var config = run.Config;
+        var device = cuda.is_available() ? CUDA : CPU;
+        if (device.type == DeviceType.CPU)
+        {
+            long needed = MemoryEstimate.Check(config, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            run.Log.WriteLine($"Device CPU; estimated memory per step {needed / 1e9:F2} GB.");
+        }
+
+        Directory.CreateDirectory(run.Output);
+        string checkpoints = Path.Combine(run.Output, "checkpoints");
+        long start = 0;
+        string? resumeFrom = null;
+        if (run.Resume)
+        {
+            resumeFrom = EncoderCheckpoint.Resolve(run.Output);
+            var saved = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(resumeFrom, TrainerState.FileName)), EncoderManifest.Json)!;
+            if (saved.ConfigSha256 != (config with { Steps = saved.Steps }).Sha256())
+            {
+                throw new ConfigException([$"the config differs from the one {resumeFrom} was trained with (only steps may change on --resume)"]);
+            }
+
+            start = saved.Step;
+        }
+        else if (Directory.Exists(checkpoints) && Directory.EnumerateDirectories(checkpoints).Any())
+        {
+            throw new ConfigException([$"'{run.Output}' already holds checkpoints: pass --resume to continue it, or choose another --out"]);
+        }
+
+        File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
+        var videos = await CacheVideosAsync(run, cancellationToken);
+        var clip = new ClipSpec(config.Data.Frames, config.Data.Stride);
+        var batches = new PretrainBatches(videos, clip, config.Data.Interval, new ClipAugmenter(config.Augment), config.BatchSize, config.Seed);
+
+        // The loop runs on one dedicated thread: TorchSharp's dispose scopes and statistics are per thread.
+        return await Task.Factory.StartNew(() => Train(run, start, resumeFrom, videos, batches, cancellationToken),
+            cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private static PretrainSummary Train(PretrainRun run, long start, string? resumeFrom, IReadOnlyList<CachedVideo> videos, PretrainBatches batches, CancellationToken cancellationToken)
+    {
+        var config = run.Config;
+        var device = cuda.is_available() ? CUDA : CPU;
+        string checkpoints = Path.Combine(run.Output, "checkpoints");
+        random.manual_seed(config.Seed);
+        var architecture = R3dArchitecture.Parse(config.Model.Architecture);
+        var encoder = new R3dEncoder(architecture, config.Model.Width);
+        using var model = new ContrastiveModel(encoder, new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.ProjectionSize));
+        model.to(device);
+        using var updater = new ParameterUpdater(model.parameters(), config.Optimizer);
+        if (resumeFrom is not null)
+        {
+            model.Encoder.load(Path.Combine(resumeFrom, EncoderCheckpoint.EncoderFile));
+            model.Head.load(Path.Combine(resumeFrom, TrainerState.HeadFile));
+            updater.Load(Path.Combine(resumeFrom, TrainerState.OptimizerFile));
+            run.Log.WriteLine($"Resuming from {resumeFrom} at step {start}.");
+        }
+
+        var schedule = new LearningRateSchedule(config.Optimizer.LearningRate, config.Optimizer.WarmupSteps, config.Steps);
+        using var log = new TrainingLog(Path.Combine(run.Output, "metrics.csv"), run.Log, run.Interactive, config.Steps);
+        var live = new List<long>();
+        string last = resumeFrom ?? "";
+        model.train();
+        long end = Math.Min(config.Steps, run.StopAtStep ?? config.Steps);
+        using var prefetcher = batches.Prefetch(start, end, config.Prefetch, cancellationToken);
+        for (long step = start; step < end; step++)
+        {
+            var batch = prefetcher.Take();
+            var clock = Stopwatch.StartNew();
+            double learningRate = schedule.At(step);
+            ContrastiveResult result;
+            double loss;
+            using (var scope = NewDisposeScope())
+            {
+                var projections = model.forward(batch.ToTensor(device));
+                result = ContrastiveLoss.Compute(projections, config.Temperature);
+                updater.ZeroGrad();
+                result.Loss.backward();
+                updater.Step(learningRate);
+                loss = result.Loss.item<float>();
+            }
+
+            live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            log.Record(new StepMetrics(step, loss, result.Accuracy, result.Entropy, learningRate, batch.Shape[0] / clock.Elapsed.TotalSeconds, log.Elapsed.TotalSeconds), "pretrain");
+            if ((step + 1) % config.CheckpointEvery == 0 || step + 1 == end)
+            {
+                last = SaveCheckpoint(checkpoints, step + 1, model, updater, config, run.Data);
+            }
+        }
+
+        if (log.Steps.Count > 1)
+        {
+            CurvePlot.Save(Path.Combine(run.Output, "curves.png"), log.Steps.Select(s => (double)s.Step).ToArray(),
+                [("contrastive loss", log.Steps.Select(s => s.Loss).ToArray()), ("contrastive accuracy", log.Steps.Select(s => s.Accuracy).ToArray())],
+                $"{config.Name}: {config.Model.Architecture} x{config.Model.Width}, batch {config.BatchSize}");
+        }
+
+        return new PretrainSummary(log.Steps, live, last, videos.Count, log.Elapsed);
+    }
+
+    private static async Task<IReadOnlyList<CachedVideo>> CacheVideosAsync(PretrainRun run, CancellationToken cancellationToken)
+    {
+        var files = VideoFiles.Find(run.Data);
+        var options = new CacheOptions(run.Config.Data.ShortSide, run.Config.Data.TargetFps, run.Config.Data.MaxCachedFrames);
+        using var reader = new VideoReader();
+        var videos = new List<CachedVideo>();
+        foreach (string file in files)
+        {
+            try
+            {
+                videos.Add(await CachedVideo.OpenOrBuildAsync(reader, file, run.CacheFolder, options, cancellationToken));
+            }
+            catch (VideoException e)
+            {
+                run.Log.WriteLine($"Skipping {file}: {e.Message}");
+            }
+        }
+
+        run.Log.WriteLine($"{videos.Count} of {files.Count} videos cached at short side {options.ShortSide} in {run.CacheFolder}.");
+        if (videos.Count < 2)
+        {
+            throw new ConfigException([$"'{run.Data}' has {videos.Count} usable videos; contrastive pretraining needs at least 2"]);
+        }
+
+        return videos;
+    }
+
+    private static string SaveCheckpoint(string checkpoints, long step, ContrastiveModel model, ParameterUpdater updater, ExperimentConfig config, string data)
+    {
+        string folder = Path.Combine(checkpoints, $"step-{step:D7}");
+        string staging = folder + ".tmp";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+
+        EncoderCheckpoint.Save(staging, model.Encoder, new CheckpointInfo(config.Model.Architecture, config.Model.Width, "pretrained", step, config.Sha256(),
+            Path.GetFullPath(data), new ClipGeometry(config.Data.Frames, config.Data.Stride, config.Data.CropSize)));
+        model.Head.save(Path.Combine(staging, TrainerState.HeadFile));
+        updater.Save(Path.Combine(staging, TrainerState.OptimizerFile));
+        File.WriteAllText(Path.Combine(staging, TrainerState.FileName),
+            JsonSerializer.Serialize(new TrainerState(step, config.Steps, config.Sha256(), config), EncoderManifest.Json));
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        Directory.Move(staging, folder);
+        return folder;
+    }
+}
+
+/// <summary>trainer.json in a checkpoint: where training stood and the resolved config it ran with.</summary>
+public sealed record TrainerState(long Step, int Steps, string ConfigSha256, ExperimentConfig Config)
+{
+    public const string FileName = "trainer.json";
+    public const string HeadFile = "head.bin";
+    public const string OptimizerFile = "optimizer.bin";
+}

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace CvrlServe.Training.Trainers;
+
+/// <summary>One logged step.</summary>
+public sealed record StepMetrics(long Step, double Loss, double Accuracy, double Entropy, double LearningRate, double ClipsPerSecond, double ElapsedSeconds);
+
+/// <summary>
+/// Metrics to CSV (appended across resumes) and a progress line: redrawn in place on a terminal,
+/// one line every few percent when the output is a file or a pipe.
+/// </summary>
+public sealed class TrainingLog : IDisposable
+{
+    private const string Header = "step,loss,accuracy,entropy,lr,clips_per_s,elapsed_s";
+    private readonly StreamWriter _csv;
+    private readonly TextWriter _progress;
+    private readonly bool _interactive;
+    private readonly long _total;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private long _firstStep = -1;
+
+    public TrainingLog(string csvPath, TextWriter progress, bool interactive, long totalSteps)
+    {
+        bool fresh = !File.Exists(csvPath);
+        _csv = new StreamWriter(csvPath, append: true);
+        if (fresh)
+        {
+            _csv.WriteLine(Header);
+        }
+
+        _progress = progress;
+        _interactive = interactive;
+        _total = totalSteps;
+    }
+
+    public List<StepMetrics> Steps { get; } = [];
+
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    public void Record(StepMetrics metrics, string label)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        Steps.Add(metrics);
+        _csv.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{metrics.Step},{metrics.Loss:G6},{metrics.Accuracy:G4},{metrics.Entropy:G5},{metrics.LearningRate:G5},{metrics.ClipsPerSecond:F2},{metrics.ElapsedSeconds:F2}"));
+        _csv.Flush();
+
+        if (_firstStep < 0)
+        {
+            _firstStep = metrics.Step;
+        }
+
+        long done = metrics.Step + 1 - _firstStep;
+        long left = _total - metrics.Step - 1;
+        var eta = TimeSpan.FromSeconds(_clock.Elapsed.TotalSeconds / Math.Max(1, done) * left);
+        int width = 24;
+        int filled = (int)(width * (metrics.Step + 1) / _total);
+        string line = string.Create(CultureInfo.InvariantCulture,
+            $"{label} [{new string('#', filled)}{new string('.', width - filled)}] {metrics.Step + 1}/{_total} loss {metrics.Loss:F4} acc {metrics.Accuracy:P0} lr {metrics.LearningRate:G3} {metrics.ClipsPerSecond:F1} clips/s ETA {eta:hh\\:mm\\:ss}");
+        if (_interactive)
+        {
+            _progress.Write($"\r{line}");
+            if (left == 0)
+            {
+                _progress.WriteLine();
+            }
+        }
+        else if (left == 0 || done == 1 || (metrics.Step + 1) % Math.Max(1, _total / 20) == 0)
+        {
+            _progress.WriteLine(line);
+        }
+    }
+
+    public void Dispose() => _csv.Dispose();
+}
