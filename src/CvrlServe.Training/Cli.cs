@@ -19,6 +19,9 @@ internal static class Cli
           cvrl pretrain --data DIR --config FILE [--out runs/NAME] [--steps N] [--resume]
                         [--set key.path=value]... [--cache DIR] [--stop-at STEP]
               CVRL self-supervised pretraining on a folder of videos (configs: src/CvrlServe.Training/experiments/)
+          cvrl train-supervised --data LABELLED --config FILE [--init CHECKPOINT] [same options as pretrain]
+              the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a
+              pretrained encoder. LABELLED: a folder per class, a CSV of path,label, or a UCF101 split list
           cvrl doctor
               check that libtorch loads and run a Conv3d forward/backward
 
@@ -39,7 +42,8 @@ internal static class Cli
                 ["init", .. var rest] => ModelCommands.Init(new CommandArgs(rest, Flags.None), output),
                 ["export", .. var rest] => ModelCommands.Export(new CommandArgs(rest, Flags.None), output),
                 ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
-                ["pretrain", .. var rest] => await PretrainCommand.RunAsync(new CommandArgs(rest, PretrainCommand.Flags), output, error),
+                ["pretrain", .. var rest] => await TrainCommands.PretrainAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
+                ["train-supervised", .. var rest] => await TrainCommands.SupervisedAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
             };
         }

@@ -40,6 +40,16 @@ public sealed class ClipAugmenter(AugmentOptions options)
         return scope.MoveToOuter(result.permute(1, 0, 2, 3).contiguous());
     }
 
+    /// <summary>The centre <paramref name="size"/>² square of every frame as [3, T, S, S] in [0, 1]: evaluation, no randomness.</summary>
+    public static Tensor CenterCrop(byte[] rgb, int frames, int height, int width, int size)
+    {
+        using var scope = NewDisposeScope();
+        int y = (height - size) / 2;
+        int x = (width - size) / 2;
+        var clip = tensor(rgb, [frames, height, width, 3])[.., y..(y + size), x..(x + size), ..];
+        return scope.MoveToOuter((clip.permute(3, 0, 1, 2).to_type(ScalarType.Float32) / 255f).contiguous());
+    }
+
     /// <summary>[T, 3, H, W] in 0..255 → [T, 3, S, S] in [0, 1], one parameter draw for all T frames.</summary>
     private Tensor Transform(Tensor clip, int clipIndex, Random random)
     {

@@ -55,11 +55,18 @@ public sealed class CachedVideo
     {
         ArgumentNullException.ThrowIfNull(reader);
         ArgumentNullException.ThrowIfNull(options);
-        var source = new FileInfo(video);
-        string file = Path.Combine(cacheFolder, Key(source, options) + ".frames");
+        string file = PathFor(video, cacheFolder, options);
         if (System.IO.File.Exists(file))
         {
-            return Open(video, file);
+            try
+            {
+                return Open(video, file);
+            }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+            {
+                // A damaged cache file (a disk filled up, a manual edit): decode the video again.
+                System.IO.File.Delete(file);
+            }
         }
 
         var probe = await reader.ProbeAsync(video, cancellationToken: cancellationToken);
@@ -137,6 +144,10 @@ public sealed class CachedVideo
 
         return video;
     }
+
+    /// <summary>Where the cache of <paramref name="video"/> lives (whether or not it exists yet).</summary>
+    internal static string PathFor(string video, string cacheFolder, CacheOptions options) =>
+        Path.Combine(cacheFolder, Key(new FileInfo(video), options) + ".frames");
 
     /// <summary>The cache key: the source's identity (path, size, modification time) and the cache options.</summary>
     private static string Key(FileInfo source, CacheOptions options)

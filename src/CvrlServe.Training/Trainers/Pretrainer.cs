@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using System.Text.Json;
 using CvrlServe.Core.Datasets;
-using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 using CvrlServe.Training.Augment;
 using CvrlServe.Training.Checkpoints;
@@ -42,26 +40,14 @@ public static class Pretrainer
 
         Directory.CreateDirectory(run.Output);
         string checkpoints = Path.Combine(run.Output, "checkpoints");
-        long start = 0;
-        string? resumeFrom = null;
-        if (run.Resume)
-        {
-            resumeFrom = EncoderCheckpoint.Resolve(run.Output);
-            var saved = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(resumeFrom, TrainerState.FileName)), EncoderManifest.Json)!;
-            if (saved.ConfigSha256 != (config with { Steps = saved.Steps }).Sha256())
-            {
-                throw new ConfigException([$"the config differs from the one {resumeFrom} was trained with (only steps may change on --resume)"]);
-            }
-
-            start = saved.Step;
-        }
-        else if (Directory.Exists(checkpoints) && Directory.EnumerateDirectories(checkpoints).Any())
-        {
-            throw new ConfigException([$"'{run.Output}' already holds checkpoints: pass --resume to continue it, or choose another --out"]);
-        }
-
+        var (start, resumeFrom) = RunFolder.Prepare(run.Output, config, run.Resume);
         File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
-        var videos = await CacheVideosAsync(run, cancellationToken);
+        var files = VideoFiles.Find(run.Data);
+        var videos = await RunFolder.CacheAsync(files, run.CacheFolder, run.Config.Data, run.Log, cancellationToken);
+        if (videos.Count < 2)
+        {
+            throw new ConfigException([$"'{run.Data}' has {videos.Count} usable videos; contrastive pretraining needs at least 2"]);
+        }
         var clip = new ClipSpec(config.Data.Frames, config.Data.Stride);
         var batches = new PretrainBatches(videos, clip, config.Data.Interval, new ClipAugmenter(config.Augment), config.BatchSize, config.Seed);
 
@@ -117,7 +103,7 @@ public static class Pretrainer
             log.Record(new StepMetrics(step, loss, result.Accuracy, result.Entropy, learningRate, batch.Shape[0] / clock.Elapsed.TotalSeconds, log.Elapsed.TotalSeconds), "pretrain");
             if ((step + 1) % config.CheckpointEvery == 0 || step + 1 == end)
             {
-                last = SaveCheckpoint(checkpoints, step + 1, model, updater, config, run.Data);
+                last = RunFolder.SaveCheckpoint(checkpoints, step + 1, model.Encoder, model.Head, updater, config, run.Data, "pretrained");
             }
         }
 
@@ -129,57 +115,6 @@ public static class Pretrainer
         }
 
         return new PretrainSummary(log.Steps, live, last, videos.Count, log.Elapsed);
-    }
-
-    private static async Task<IReadOnlyList<CachedVideo>> CacheVideosAsync(PretrainRun run, CancellationToken cancellationToken)
-    {
-        var files = VideoFiles.Find(run.Data);
-        var options = new CacheOptions(run.Config.Data.ShortSide, run.Config.Data.TargetFps, run.Config.Data.MaxCachedFrames);
-        using var reader = new VideoReader();
-        var videos = new List<CachedVideo>();
-        foreach (string file in files)
-        {
-            try
-            {
-                videos.Add(await CachedVideo.OpenOrBuildAsync(reader, file, run.CacheFolder, options, cancellationToken));
-            }
-            catch (VideoException e)
-            {
-                run.Log.WriteLine($"Skipping {file}: {e.Message}");
-            }
-        }
-
-        run.Log.WriteLine($"{videos.Count} of {files.Count} videos cached at short side {options.ShortSide} in {run.CacheFolder}.");
-        if (videos.Count < 2)
-        {
-            throw new ConfigException([$"'{run.Data}' has {videos.Count} usable videos; contrastive pretraining needs at least 2"]);
-        }
-
-        return videos;
-    }
-
-    private static string SaveCheckpoint(string checkpoints, long step, ContrastiveModel model, ParameterUpdater updater, ExperimentConfig config, string data)
-    {
-        string folder = Path.Combine(checkpoints, $"step-{step:D7}");
-        string staging = folder + ".tmp";
-        if (Directory.Exists(staging))
-        {
-            Directory.Delete(staging, recursive: true);
-        }
-
-        EncoderCheckpoint.Save(staging, model.Encoder, new CheckpointInfo(config.Model.Architecture, config.Model.Width, "pretrained", step, config.Sha256(),
-            Path.GetFullPath(data), new ClipGeometry(config.Data.Frames, config.Data.Stride, config.Data.CropSize)));
-        model.Head.save(Path.Combine(staging, TrainerState.HeadFile));
-        updater.Save(Path.Combine(staging, TrainerState.OptimizerFile));
-        File.WriteAllText(Path.Combine(staging, TrainerState.FileName),
-            JsonSerializer.Serialize(new TrainerState(step, config.Steps, config.Sha256(), config), EncoderManifest.Json));
-        if (Directory.Exists(folder))
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-
-        Directory.Move(staging, folder);
-        return folder;
     }
 }
 

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using CvrlServe.Core.Inference;
+using CvrlServe.Core.Video;
+using CvrlServe.Training.Checkpoints;
+using CvrlServe.Training.Config;
+using CvrlServe.Training.Data;
+using CvrlServe.Training.Modules;
+using static TorchSharp.torch;
+
+namespace CvrlServe.Training.Trainers;
+
+/// <summary>What pretraining and supervised training share: the run folder, its checkpoints, the frame cache.</summary>
+internal static class RunFolder
+{
+    /// <summary>Where to start: step 0 in a fresh folder, or the newest checkpoint's step on --resume.</summary>
+    public static (long Start, string? ResumeFrom) Prepare(string output, ExperimentConfig config, bool resume)
+    {
+        Directory.CreateDirectory(output);
+        string checkpoints = Path.Combine(output, "checkpoints");
+        if (!resume)
+        {
+            if (Directory.Exists(checkpoints) && Directory.EnumerateDirectories(checkpoints).Any())
+            {
+                throw new ConfigException([$"'{output}' already holds checkpoints: pass --resume to continue it, or choose another --out"]);
+            }
+
+            return (0, null);
+        }
+
+        string from = EncoderCheckpoint.Resolve(output);
+        var saved = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(from, TrainerState.FileName)), EncoderManifest.Json)!;
+        if (saved.ConfigSha256 != (config with { Steps = saved.Steps }).Sha256())
+        {
+            throw new ConfigException([$"the config differs from the one {from} was trained with (only steps may change on --resume)"]);
+        }
+
+        return (saved.Step, from);
+    }
+
+    /// <summary>Decodes every video into the frame cache (or opens its cache); unreadable videos are reported and left out.</summary>
+    public static async Task<IReadOnlyList<CachedVideo>> CacheAsync(IReadOnlyList<string> files, string cacheFolder, DataSection data, TextWriter log, CancellationToken cancellationToken)
+    {
+        var options = new CacheOptions(data.ShortSide, data.TargetFps, data.MaxCachedFrames);
+        using var reader = new VideoReader();
+        var videos = new List<CachedVideo>();
+        foreach (string file in files)
+        {
+            try
+            {
+                videos.Add(await CachedVideo.OpenOrBuildAsync(reader, file, cacheFolder, options, cancellationToken));
+            }
+            catch (VideoException e)
+            {
+                log.WriteLine($"Skipping {file}: {e.Message}");
+            }
+        }
+
+        log.WriteLine($"{videos.Count} of {files.Count} videos cached at short side {options.ShortSide} in {cacheFolder}.");
+        return videos;
+    }
+
+    /// <summary>Writes checkpoints/step-N (encoder, head, optimizer, trainer state) via a staging folder.</summary>
+    public static string SaveCheckpoint(string checkpoints, long step, R3dEncoder encoder, nn.Module head, ParameterUpdater updater, ExperimentConfig config, string data, string kind)
+    {
+        string folder = Path.Combine(checkpoints, $"step-{step:D7}");
+        string staging = folder + ".tmp";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+
+        EncoderCheckpoint.Save(staging, encoder, new CheckpointInfo(config.Model.Architecture, config.Model.Width, kind, step, config.Sha256(),
+            Path.GetFullPath(data), new ClipGeometry(config.Data.Frames, config.Data.Stride, config.Data.CropSize)));
+        head.save(Path.Combine(staging, TrainerState.HeadFile));
+        updater.Save(Path.Combine(staging, TrainerState.OptimizerFile));
+        File.WriteAllText(Path.Combine(staging, TrainerState.FileName),
+            JsonSerializer.Serialize(new TrainerState(step, config.Steps, config.Sha256(), config), EncoderManifest.Json));
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        Directory.Move(staging, folder);
+        return folder;
+    }
+}
