@@ -1,0 +1,53 @@
+namespace CvrlServe.Core.Inference;
+
+/// <summary>Which execution provider a session should try first.</summary>
+public enum ProviderPreference
+{
+    /// <summary>CUDA when it loads, else CPU.</summary>
+    Cuda,
+
+    /// <summary>CPU only.</summary>
+    Cpu,
+}
+
+/// <summary>cuDNN convolution algorithm search (ONNX Runtime's <c>cudnn_conv_algo_search</c>).</summary>
+public enum ConvAlgorithmSearch
+{
+    Exhaustive,
+    Heuristic,
+    Default,
+}
+
+/// <summary>How encoder sessions run: provider, GPU settings, CPU threads and micro-batching.</summary>
+public sealed class EncoderSessionOptions
+{
+    public ProviderPreference Provider { get; set; } = ProviderPreference.Cuda;
+
+    public int CudaDeviceId { get; set; }
+
+    /// <summary>CUDA memory arena limit in bytes (<c>gpu_mem_limit</c>); 0 leaves ONNX Runtime's default.</summary>
+    public long CudaMemoryLimitBytes { get; set; }
+
+    /// <summary>Grow the CUDA arena by what is requested (<c>kSameAsRequested</c>) rather than by powers of two.</summary>
+    public bool CudaArenaSameAsRequested { get; set; } = true;
+
+    public ConvAlgorithmSearch CudaConvAlgorithmSearch { get; set; } = ConvAlgorithmSearch.Heuristic;
+
+    /// <summary>
+    /// Threads for one inference on CPU. Default: half the cores (at least 1), leaving the rest to
+    /// ffmpeg, which decodes the next requests while the encoder runs.
+    /// </summary>
+    public int IntraOpThreads { get; set; } = Math.Max(1, Environment.ProcessorCount / 2);
+
+    /// <summary>Most clips run together in one batch.</summary>
+    public int MaxBatchSize { get; set; } = 8;
+
+    /// <summary>How long the first clip of a batch waits for others to join it.</summary>
+    public TimeSpan MaxBatchWait { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Clips that may wait for inference before new work is refused as overloaded.</summary>
+    public int QueueCapacity { get; set; } = 256;
+
+    /// <summary>Run every batch size once before the model is reported ready.</summary>
+    public bool WarmUp { get; set; } = true;
+}

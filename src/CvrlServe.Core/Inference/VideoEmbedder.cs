@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using CvrlServe.Core.Video;
+
+namespace CvrlServe.Core.Inference;
+
+/// <summary>Time spent in each stage of one video's embedding.</summary>
+public sealed record StageTimings(TimeSpan Probe, TimeSpan Decode, TimeSpan Queue, TimeSpan Inference, TimeSpan Total);
+
+/// <summary>One clip's embedding (its crops averaged and L2-normalized) and where the clip lies in the video.</summary>
+public sealed record ClipEmbedding(int Clip, TimeSpan Start, TimeSpan End, float[] Embedding);
+
+/// <summary>
+/// A video's embedding: every view L2-normalized, averaged, normalized again. <see cref="EncoderSha256"/>
+/// names the embedding space: vectors from different encoders (or versions) must not be compared.
+/// </summary>
+public sealed record VideoEmbedding(string Model, string EncoderSha256, int Dimension, float[] Embedding, IReadOnlyList<ClipEmbedding> Clips, StageTimings Timings);
+
+/// <summary>Embeds videos with a model: views per its manifest through Core.Video, inference through its micro-batcher.</summary>
+public sealed class VideoEmbedder(VideoReader reader)
+{
+    public async Task<VideoEmbedding> EmbedAsync(EncoderModel model, string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var manifest = model.Manifest;
+        var total = Stopwatch.StartNew();
+        var probe = await reader.ProbeAsync(path, limits, cancellationToken);
+        var probeTime = total.Elapsed;
+        var plan = SamplingPlan.Evaluation(probe.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
+        var decoded = await reader.DecodeAsync(probe, plan, manifest.Geometry(), limits, cancellationToken);
+        var normalization = manifest.Normalization();
+        var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
+        var decodeTime = total.Elapsed - probeTime;
+
+        var view = decoded.Views[0];
+        var result = await model.Batcher.EmbedAsync(clips, [3, view.Frames.Count, view.Height, view.Width], cancellationToken);
+        foreach (var embedding in result.Embeddings)
+        {
+            Normalize(embedding);
+        }
+
+        int crops = decoded.Views.Count / plan.Clips.Count;
+        var perClip = new ClipEmbedding[plan.Clips.Count];
+        for (int c = 0; c < perClip.Length; c++)
+        {
+            var first = decoded.Views[c * crops];
+            perClip[c] = new ClipEmbedding(c, first.Start, first.End, Mean(result.Embeddings.Skip(c * crops).Take(crops).ToArray()));
+        }
+
+        var video = Mean(result.Embeddings);
+        return new VideoEmbedding(manifest.Name, manifest.EncoderSha256, manifest.Output.Dimension, video, perClip,
+            new StageTimings(probeTime, decodeTime, result.Queued, result.Inference, total.Elapsed));
+    }
+
+    /// <summary>The mean of unit vectors, L2-normalized.</summary>
+    public static float[] Mean(IReadOnlyList<float[]> vectors)
+    {
+        ArgumentNullException.ThrowIfNull(vectors);
+        var mean = new float[vectors[0].Length];
+        foreach (var v in vectors)
+        {
+            for (int i = 0; i < mean.Length; i++)
+            {
+                mean[i] += v[i];
+            }
+        }
+
+        Normalize(mean);
+        return mean;
+    }
+
+    /// <summary>Scales <paramref name="vector"/> to unit L2 norm in place (a zero vector stays zero).</summary>
+    public static void Normalize(float[] vector)
+    {
+        ArgumentNullException.ThrowIfNull(vector);
+        double sum = 0;
+        foreach (float x in vector)
+        {
+            sum += x * (double)x;
+        }
+
+        if (sum > 0)
+        {
+            float scale = (float)(1 / Math.Sqrt(sum));
+            for (int i = 0; i < vector.Length; i++)
+            {
+                vector[i] *= scale;
+            }
+        }
+    }
+}
