@@ -22,7 +22,8 @@ public sealed class EncoderModel
 
     public EncoderManifest Manifest => Session.Manifest;
 
-    public string Name => Manifest.Name;
+    /// <summary>The model's name: its folder under the models folder (a renamed copy serves under its new name).</summary>
+    public string Name => Path.GetFileName(Session.Folder);
 
     /// <summary>The model's input clip shape (C, T, H, W) for its serving views; H, W follow the crop.</summary>
     public int[] ClipShape => [3, Manifest.View.Frames, Manifest.View.CropSize, Manifest.View.CropSize];

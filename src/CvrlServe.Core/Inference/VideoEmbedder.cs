@@ -47,7 +47,7 @@ public sealed class VideoEmbedder(VideoReader reader)
         }
 
         var video = Mean(result.Embeddings);
-        return new VideoEmbedding(manifest.Name, manifest.EncoderSha256, manifest.Output.Dimension, video, perClip,
+        return new VideoEmbedding(model.Name, manifest.EncoderSha256, manifest.Output.Dimension, video, perClip,
             new StageTimings(probeTime, decodeTime, result.Queued, result.Inference, total.Elapsed));
     }
 

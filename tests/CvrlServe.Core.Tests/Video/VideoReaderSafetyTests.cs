@@ -121,12 +121,13 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     [Fact]
     public async Task DecodeAsync_Timeout_ThrowsTimeoutAndKillsFfmpeg()
     {
-        using var reader = new VideoReader(new VideoReaderOptions { Limits = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(300) } });
+        using var reader = new VideoReader();
         var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
         var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
         int pipesBefore = CountPipeFiles();
+        var tight = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(50) }; // a request's own, tighter limit
 
-        await Assert.ThrowsAsync<VideoTimeoutException>(() => reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame));
+        await Assert.ThrowsAsync<VideoTimeoutException>(() => reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, tight));
         await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg());
         Assert.Equal(pipesBefore, CountPipeFiles());
