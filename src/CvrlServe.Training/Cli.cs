@@ -22,6 +22,9 @@ internal static class Cli
           cvrl train-supervised --data LABELLED --config FILE [--init CHECKPOINT] [same options as pretrain]
               the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a
               pretrained encoder. LABELLED: a folder per class, a CSV of path,label, or a UCF101 split list
+          cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...
+              one JSON line per video: embedding, encoder SHA-256, per-clip embeddings with times, stage
+              timings; a video that fails is reported on stderr (exit 1) while the others go through
           cvrl doctor
               check that libtorch loads and run a Conv3d forward/backward
 
@@ -43,6 +46,7 @@ internal static class Cli
                 ["export", .. var rest] => ModelCommands.Export(new CommandArgs(rest, Flags.None), output),
                 ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
                 ["pretrain", .. var rest] => await TrainCommands.PretrainAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
+                ["embed", .. var rest] => await EmbedCommand.RunAsync(new CommandArgs(rest, EmbedCommand.Flags), output, error),
                 ["train-supervised", .. var rest] => await TrainCommands.SupervisedAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
             };
