@@ -27,6 +27,11 @@ trap 'rm -f "$log"' EXIT
 status=0
 dotnet test CvrlServe.sln --no-build -c Release 2>&1 | tee "$log" || status=$?
 
+# The container ships ONNX Runtime's GPU flavour: build Core against it and run the inference tests
+# (CUDA cannot load here, so they exercise its CPU fallback), so that build cannot rot.
+dotnet test tests/CvrlServe.Core.Tests -c Release -p:OnnxRuntimeFlavor=Gpu --artifacts-path artifacts/gpu-flavour \
+  --filter "FullyQualifiedName~CvrlServe.Core.Tests.Inference" 2>&1 | tee -a "$log" || status=$?
+
 # dotnet test prints one "Passed!/Failed! - Failed: F, Passed: P, ..." line per test project.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
 failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')

@@ -1,5 +1,5 @@
 // One CVRL pretraining step (forward through R3D + projection head, contrastive loss, backward, SGD
-// with momentum) timed in TorchSharp, then the same step in Debian's PyTorch 1.13 (train_step_peer.py,
+// with momentum) timed in TorchSharp, then the same step in Debian's PyTorch 1.13 (peers/train_step_peer.py,
 // a separate process: the two libraries distort each other in one process). Same architecture (the
 // parameter counts are printed side by side), batch, clip size and thread count; random inputs, so
 // only the step is timed. Prints medians, clips/s and the ratio.
@@ -57,7 +57,7 @@ double ours = times.Order().ElementAt(times.Count / 2);
 Console.WriteLine($"Step: {arch} x{width}, {2 * batch} clips of {frames}x{size}x{size}, {threads} threads, {steps} timed steps after 2 warm-up");
 Console.WriteLine($"TorchSharp 0.107 (libtorch 2.10): {parameters} parameters, median {ours:F3} s/step, {2 * batch / ours:F1} clips/s");
 
-string peer = Path.Combine(AppContext.BaseDirectory, "train_step_peer.py");
+string peer = Path.Combine(AppContext.BaseDirectory, "peers", "train_step_peer.py");
 var start = new ProcessStartInfo("/usr/bin/python3", $"\"{peer}\" {arch} {width.ToString(CultureInfo.InvariantCulture)} {batch} {frames} {size} {steps} {threads}")
 {
     RedirectStandardOutput = true,
