@@ -25,6 +25,13 @@ internal static class Cli
           cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...
               one JSON line per video: embedding, encoder SHA-256, per-clip embeddings with times, stage
               timings; a video that fails is reported on stderr (exit 1) while the others go through
+          cvrl probe train --model models/NAME --data LABELLED --name PROBE [--trainer lbfgs|sdca]
+                           [--clips-per-video N] [--seed N] [--l2 a,b,c] [--features-cache DIR]
+              a linear probe on frozen embeddings (CVRL's linear evaluation), saved in models/NAME/probes/
+          cvrl probe eval --model models/NAME --probe PROBE --data LABELLED [--json FILE] [--confusion FILE.png]
+              top-1/top-5, per-class precision/recall, log-loss over the manifest's views (softmax averaged)
+          cvrl classify --model models/NAME --probe PROBE [--top K] VIDEO...
+              one JSON line per video with its top classes
           cvrl doctor
               check that libtorch loads and run a Conv3d forward/backward
 
@@ -47,6 +54,9 @@ internal static class Cli
                 ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
                 ["pretrain", .. var rest] => await TrainCommands.PretrainAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 ["embed", .. var rest] => await EmbedCommand.RunAsync(new CommandArgs(rest, EmbedCommand.Flags), output, error),
+                ["probe", "train", .. var rest] => await ProbeCommands.TrainAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
+                ["probe", "eval", .. var rest] => await ProbeCommands.EvalAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
+                ["classify", .. var rest] => await ProbeCommands.ClassifyAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
                 ["train-supervised", .. var rest] => await TrainCommands.SupervisedAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
             };
@@ -56,7 +66,7 @@ internal static class Cli
             error.WriteLine($"cvrl: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is Config.ConfigException or Core.Datasets.DatasetException or Core.Video.VideoException)
+        catch (Exception e) when (e is Config.ConfigException or Core.Datasets.DatasetException or Core.Video.VideoException or Core.Probes.ProbeMismatchException)
         {
             error.WriteLine($"cvrl: {e.Message}");
             return 1;

@@ -15,9 +15,14 @@ public sealed record ClipEmbedding(int Clip, TimeSpan Start, TimeSpan End, float
 /// </summary>
 public sealed record VideoEmbedding(string Model, string EncoderSha256, int Dimension, float[] Embedding, IReadOnlyList<ClipEmbedding> Clips, StageTimings Timings);
 
+/// <summary>The views of one decode and their L2-normalized embeddings, with stage times.</summary>
+public sealed record EmbeddedViews(DecodedVideo Video, float[][] Embeddings, TimeSpan Decode, TimeSpan Queued, TimeSpan Inference);
+
 /// <summary>Embeds videos with a model: views per its manifest through Core.Video, inference through its micro-batcher.</summary>
 public sealed class VideoEmbedder(VideoReader reader)
 {
+    public VideoReader Reader => reader;
+
     public async Task<VideoEmbedding> EmbedAsync(EncoderModel model, string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -26,11 +31,32 @@ public sealed class VideoEmbedder(VideoReader reader)
         var probe = await reader.ProbeAsync(path, limits, cancellationToken);
         var probeTime = total.Elapsed;
         var plan = SamplingPlan.Evaluation(probe.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
-        var decoded = await reader.DecodeAsync(probe, plan, manifest.Geometry(), limits, cancellationToken);
-        var normalization = manifest.Normalization();
-        var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
-        var decodeTime = total.Elapsed - probeTime;
+        var views = await EmbedViewsAsync(model, probe, plan, manifest.Geometry(), limits, cancellationToken);
 
+        int crops = views.Embeddings.Length / plan.Clips.Count;
+        var perClip = new ClipEmbedding[plan.Clips.Count];
+        for (int c = 0; c < perClip.Length; c++)
+        {
+            var first = views.Video.Views[c * crops];
+            perClip[c] = new ClipEmbedding(c, first.Start, first.End, Mean(views.Embeddings.Skip(c * crops).Take(crops).ToArray()));
+        }
+
+        return new VideoEmbedding(model.Name, manifest.EncoderSha256, manifest.Output.Dimension, Mean(views.Embeddings), perClip,
+            new StageTimings(probeTime, views.Decode, views.Queued, views.Inference, total.Elapsed));
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="plan"/> at <paramref name="geometry"/>, runs every view through the model's
+    /// micro-batcher, and returns each view's L2-normalized embedding (clip-major, then crop).
+    /// </summary>
+    public async Task<EmbeddedViews> EmbedViewsAsync(EncoderModel model, VideoProbe probe, SamplingPlan plan, FrameGeometry geometry, VideoLimits? limits = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var clock = Stopwatch.StartNew();
+        var decoded = await reader.DecodeAsync(probe, plan, geometry, limits, cancellationToken);
+        var normalization = model.Manifest.Normalization();
+        var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
+        var decodeTime = clock.Elapsed;
         var view = decoded.Views[0];
         var result = await model.Batcher.EmbedAsync(clips, [3, view.Frames.Count, view.Height, view.Width], cancellationToken);
         foreach (var embedding in result.Embeddings)
@@ -38,17 +64,7 @@ public sealed class VideoEmbedder(VideoReader reader)
             Normalize(embedding);
         }
 
-        int crops = decoded.Views.Count / plan.Clips.Count;
-        var perClip = new ClipEmbedding[plan.Clips.Count];
-        for (int c = 0; c < perClip.Length; c++)
-        {
-            var first = decoded.Views[c * crops];
-            perClip[c] = new ClipEmbedding(c, first.Start, first.End, Mean(result.Embeddings.Skip(c * crops).Take(crops).ToArray()));
-        }
-
-        var video = Mean(result.Embeddings);
-        return new VideoEmbedding(model.Name, manifest.EncoderSha256, manifest.Output.Dimension, video, perClip,
-            new StageTimings(probeTime, decodeTime, result.Queued, result.Inference, total.Elapsed));
+        return new EmbeddedViews(decoded, result.Embeddings, decodeTime, result.Queued, result.Inference);
     }
 
     /// <summary>The mean of unit vectors, L2-normalized.</summary>

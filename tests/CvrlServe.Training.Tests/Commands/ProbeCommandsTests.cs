@@ -1,0 +1,93 @@
+using System.Text.Json;
+using CvrlServe.Core.Inference;
+using CvrlServe.Core.Probes;
+using Xunit.Abstractions;
+
+namespace CvrlServe.Training.Tests.Commands;
+
+[Collection(SharedTrainingVideos.Name)]
+public sealed class ProbeCommandsTests(TrainingVideos videos, ITestOutputHelper output) : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("cvrl-probecmd-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private string Model(string name, int seed)
+    {
+        string model = Path.Combine(_folder, name);
+        Assert.Equal(0, ModelCommandsTests.Run("init", "--arch", "r3d18", "--width", "0.25", "--seed", $"{seed}", "--out", model,
+            "--frames", "4", "--short-side", "40", "--crop", "32", "--clips", "2", "--crops", "3").Code);
+        return model;
+    }
+
+    [Fact]
+    public void TrainEvalClassify_OnLabelledVideos_EndToEnd()
+    {
+        string model = Model("m", 1);
+        string cache = Path.Combine(_folder, "features");
+        var (code, stdout, stderr) = ModelCommandsTests.Run("probe", "train", "--model", model, "--data", videos.Labelled, "--name", "motion",
+            "--clips-per-video", "3", "--features-cache", cache, "--cpu");
+        output.WriteLine(stdout);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("<- chosen", stdout, StringComparison.Ordinal);
+        int cached = Directory.GetFiles(cache).Length;
+        Assert.Equal(12, cached);
+
+        var record = ProbeStore.Load(model, "motion", EncoderManifest.Load(model)).Metadata;
+        Assert.Equal(["down", "pulse", "right"], record.Classes);
+        Assert.Equal(36, record.TrainingExamples);
+        Assert.NotNull(record.DataFingerprint);
+
+        // Retraining reuses the cached features: no new feature files.
+        Assert.Equal(0, ModelCommandsTests.Run("probe", "train", "--model", model, "--data", videos.Labelled, "--name", "motion2",
+            "--clips-per-video", "3", "--features-cache", cache, "--cpu").Code);
+        Assert.Equal(cached, Directory.GetFiles(cache).Length);
+
+        string json = Path.Combine(_folder, "metrics.json");
+        string png = Path.Combine(_folder, "confusion.png");
+        (code, stdout, stderr) = ModelCommandsTests.Run("probe", "eval", "--model", model, "--probe", "motion", "--data", videos.Labelled,
+            "--json", json, "--confusion", png, "--features-cache", cache, "--cpu");
+        output.WriteLine(stdout);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("views", stderr, StringComparison.Ordinal); // the cost estimate comes first
+        var metrics = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal(12, metrics.GetProperty("examples").GetInt32());
+        Assert.InRange(metrics.GetProperty("top1").GetDouble(), 0.5, 1.0); // random features, but 3 distinct motions
+        Assert.True(new FileInfo(png).Length > 1000);
+
+        (code, stdout, _) = ModelCommandsTests.Run("classify", "--model", model, "--probe", "motion", "--top", "2", "--cpu", Path.Combine(videos.Labelled, "pulse", "p0.mp4"));
+        Assert.Equal(0, code);
+        var line = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(2, line.GetProperty("classes").GetArrayLength());
+    }
+
+    [Fact]
+    public void Classify_ProbeOfAnotherEncoder_Refused()
+    {
+        string a = Model("a", 1);
+        string b = Model("b", 2);
+        Assert.Equal(0, ModelCommandsTests.Run("probe", "train", "--model", a, "--data", videos.Labelled, "--name", "p", "--features-cache", Path.Combine(_folder, "f"), "--cpu").Code);
+        Directory.CreateDirectory(Path.Combine(b, "probes"));
+        foreach (string file in Directory.GetFiles(Path.Combine(a, "probes")))
+        {
+            File.Copy(file, Path.Combine(b, "probes", Path.GetFileName(file)));
+        }
+
+        var (code, _, stderr) = ModelCommandsTests.Run("classify", "--model", b, "--probe", "p", "--cpu", Path.Combine(videos.Labelled, "pulse", "p0.mp4"));
+        Assert.Equal(1, code);
+        Assert.Contains("Retrain the probe", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProbeTrain_MalformedSplitList_LineNumberedError()
+    {
+        string model = Model("m", 1);
+        File.WriteAllText(Path.Combine(_folder, "classInd.txt"), "1 right\n2 down\n");
+        string list = Path.Combine(_folder, "trainlist01.txt");
+        File.WriteAllText(list, "right/r0.mp4 1\nright/r1.mp4 7\ndown/missing.mp4 2\n");
+        var (code, _, stderr) = ModelCommandsTests.Run("probe", "train", "--model", model, "--data", list, "--name", "x", "--cpu");
+        Assert.Equal(1, code);
+        Assert.Contains("trainlist01.txt:1: missing file", stderr, StringComparison.Ordinal); // relative to the list's folder
+        Assert.Contains("trainlist01.txt:2: unknown label '#7'", stderr, StringComparison.Ordinal);
+    }
+}
