@@ -28,7 +28,7 @@ public sealed class PretrainBatches(IReadOnlyList<CachedVideo> videos, ClipSpec 
         for (int i = 0; i < batchSize; i++)
         {
             long position = step * batchSize + i;
-            var video = videos[Permutation(position / videos.Count)[(int)(position % videos.Count)]];
+            var video = videos[EpochOrder.VideoAt(seed, position, videos.Count)];
             var random = new Random(DerivedSeed(seed, step, i));
             var plan = SamplingPlan.PretrainingPair(video.Grid, clip, interval, random);
             first[i] = augmenter.Apply(video.ReadFrames(plan.Clips[0].Frames), clip.Frames, video.Height, video.Width, 0, random);
@@ -58,11 +58,27 @@ public sealed class PretrainBatches(IReadOnlyList<CachedVideo> videos, ClipSpec 
 
         return (int)(h & 0x7FFFFFFF);
     }
+}
 
-    private int[] Permutation(long epoch)
+/// <summary>
+/// Which video fills a given position of the endless training stream: every epoch is a permutation of all
+/// videos drawn from (seed, epoch), so the stream is a pure function of the seed.
+/// </summary>
+internal static class EpochOrder
+{
+    [ThreadStatic]
+    private static (int Seed, long Epoch, int[] Order)? _last;
+
+    public static int VideoAt(int seed, long position, int count)
     {
-        var order = Enumerable.Range(0, videos.Count).ToArray();
-        new Random(DerivedSeed(seed, -1, epoch)).Shuffle(order);
-        return order;
+        long epoch = position / count;
+        if (_last is not { } last || last.Seed != seed || last.Epoch != epoch || last.Order.Length != count)
+        {
+            var order = Enumerable.Range(0, count).ToArray();
+            new Random(PretrainBatches.DerivedSeed(seed, -1, epoch)).Shuffle(order);
+            _last = last = (seed, epoch, order);
+        }
+
+        return last.Order[(int)(position % count)];
     }
 }

@@ -21,9 +21,7 @@ public sealed class SupervisedBatches(IReadOnlyList<(CachedVideo Video, int Labe
         for (int i = 0; i < batchSize; i++)
         {
             long position = step * batchSize + i;
-            var order = Enumerable.Range(0, videos.Count).ToArray();
-            new Random(PretrainBatches.DerivedSeed(seed, -1, position / videos.Count)).Shuffle(order);
-            var (video, label) = videos[order[(int)(position % videos.Count)]];
+            var (video, label) = videos[EpochOrder.VideoAt(seed, position, videos.Count)];
             var random = new Random(PretrainBatches.DerivedSeed(seed, step, i));
             var plan = SamplingPlan.Training(video.Grid, clip, random);
             clips[i] = augmenter.Apply(video.ReadFrames(plan.Clips[0].Frames), clip.Frames, video.Height, video.Width, 0, random);

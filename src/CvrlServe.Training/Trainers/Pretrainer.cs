@@ -7,7 +7,6 @@ using CvrlServe.Training.Config;
 using CvrlServe.Training.Data;
 using CvrlServe.Training.Losses;
 using CvrlServe.Training.Modules;
-using CvrlServe.Training.Plots;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -107,12 +106,8 @@ public static class Pretrainer
             }
         }
 
-        if (log.Steps.Count > 1)
-        {
-            CurvePlot.Save(Path.Combine(run.Output, "curves.png"), log.Steps.Select(s => (double)s.Step).ToArray(),
-                [("contrastive loss", log.Steps.Select(s => s.Loss).ToArray()), ("contrastive accuracy", log.Steps.Select(s => s.Accuracy).ToArray())],
-                $"{config.Name}: {config.Model.Architecture} x{config.Model.Width}, batch {config.BatchSize}");
-        }
+        log.SaveCurves(Path.Combine(run.Output, "curves.png"), "contrastive loss", "contrastive accuracy",
+            $"{config.Name}: {config.Model.Architecture} x{config.Model.Width}, batch {config.BatchSize}");
 
         return new PretrainSummary(log.Steps, live, last, videos.Count, log.Elapsed);
     }

@@ -6,7 +6,6 @@ using CvrlServe.Training.Checkpoints;
 using CvrlServe.Training.Config;
 using CvrlServe.Training.Data;
 using CvrlServe.Training.Modules;
-using CvrlServe.Training.Plots;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -122,12 +121,8 @@ public static class SupervisedTrainer
             }
         }
 
-        if (log.Steps.Count > 1)
-        {
-            CurvePlot.Save(Path.Combine(run.Output, "curves.png"), log.Steps.Select(s => (double)s.Step).ToArray(),
-                [("cross-entropy", log.Steps.Select(s => s.Loss).ToArray()), ("batch accuracy", log.Steps.Select(s => s.Accuracy).ToArray())],
-                $"{config.Name} (supervised): {config.Model.Architecture} x{config.Model.Width}, {classes.Count} classes");
-        }
+        log.SaveCurves(Path.Combine(run.Output, "curves.png"), "cross-entropy", "batch accuracy",
+            $"{config.Name} (supervised): {config.Model.Architecture} x{config.Model.Width}, {classes.Count} classes");
 
         double trainAccuracy = Evaluate(model, labelled, clip, config.Data.CropSize, device);
         run.Log.WriteLine($"Training-set accuracy (centre clip, eval mode): {trainAccuracy:P1} over {labelled.Length} videos, {classes.Count} classes.");

@@ -72,5 +72,15 @@ public sealed class TrainingLog : IDisposable
         }
     }
 
+    /// <summary>Draws loss and accuracy over the logged steps to a PNG (nothing for fewer than two steps).</summary>
+    public void SaveCurves(string path, string lossName, string accuracyName, string title)
+    {
+        if (Steps.Count > 1)
+        {
+            Plots.CurvePlot.Save(path, Steps.Select(s => (double)s.Step).ToArray(),
+                [(lossName, Steps.Select(s => s.Loss).ToArray()), (accuracyName, Steps.Select(s => s.Accuracy).ToArray())], title);
+        }
+    }
+
     public void Dispose() => _csv.Dispose();
 }
