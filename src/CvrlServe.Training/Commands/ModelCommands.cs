@@ -42,12 +42,16 @@ internal static class ModelCommands
     {
         string checkpoint = args.Required("--checkpoint");
         string outFolder = args.Required("--out");
-        var view = View(args, EncoderExport.DefaultView);
-        args.RejectUnknown();
-
         var (encoder, info) = EncoderCheckpoint.Load(checkpoint);
         using (encoder)
         {
+            // Serve what the encoder was trained on unless told otherwise: its clip length, stride and crop,
+            // from a short side 8/7 of the crop (the usual 256 → 224 ratio).
+            var trained = info.PretrainingClip is { } c
+                ? EncoderExport.DefaultView with { Frames = c.Frames, Stride = c.Stride, CropSize = c.CropSize, ShortSide = (int)Math.Round(c.CropSize * 8 / 7.0) }
+                : EncoderExport.DefaultView;
+            var view = View(args, trained);
+            args.RejectUnknown();
             var manifest = EncoderExport.Write(outFolder, encoder, view, EncoderExport.CvrlValues,
                 new Provenance(info.Kind, Path.GetFullPath(EncoderCheckpoint.Resolve(checkpoint)), info.ConfigSha256, info.Step, info.Data, DateTimeOffset.UtcNow),
                 info.PretrainingClip);

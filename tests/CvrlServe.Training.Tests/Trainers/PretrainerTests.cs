@@ -51,9 +51,10 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
         Assert.Single(summary.LiveTensors.Skip(2).Distinct());
 
         string model = Path.Combine(_folder, "models", "tiny");
-        var (code, _, stderr) = ModelCommandsTests.Run("export", "--checkpoint", Path.Combine(_folder, "tiny"), "--out", model, "--frames", "4", "--short-side", "40", "--crop", "32");
+        var (code, _, stderr) = ModelCommandsTests.Run("export", "--checkpoint", Path.Combine(_folder, "tiny"), "--out", model);
         Assert.True(code == 0, stderr);
         var manifest = EncoderManifest.Load(model);
+        Assert.Equal((4, 2, 32, 37), (manifest.View.Frames, manifest.View.Stride, manifest.View.CropSize, manifest.View.ShortSide)); // the training clip
         Assert.Equal(("pretrained", 200L), (manifest.Provenance.Kind, manifest.Provenance.Steps!.Value));
         var (encoder, _) = EncoderCheckpoint.Load(Path.Combine(_folder, "tiny"));
         using (encoder)
