@@ -15,10 +15,11 @@ public static class MemoryEstimate
 
     /// <summary>
     /// Activations kept for backward (every op output of the exported graph, plus each conv's output once
-    /// more for its batch norm) × 4 bytes × 2B clips, plus weights, gradients and two optimizer buffers.
+    /// more for its batch norm) × 4 bytes × <paramref name="clips"/> per step, plus weights, gradients and
+    /// two optimizer buffers.
     /// Activations are counted on a 1/8-width copy and scaled by width (channels are linear in width).
     /// </summary>
-    public static long StepBytes(ExperimentConfig config, out long parameters)
+    public static long StepBytes(ExperimentConfig config, int clips, out long parameters)
     {
         ArgumentNullException.ThrowIfNull(config);
         var architecture = R3dArchitecture.Parse(config.Model.Architecture);
@@ -37,19 +38,23 @@ public static class MemoryEstimate
         int embedding = architecture.EmbeddingSize(config.Model.Width);
         parameters += (long)config.Model.HeadLayers * (embedding * (long)embedding + 3 * embedding) + embedding * (long)config.Model.ProjectionSize;
         double perClip = activations * (config.Model.Width / probeWidth) * sizeof(float);
-        return (long)(perClip * 2 * config.BatchSize) + parameters * sizeof(float) * 4;
+        return (long)(perClip * clips) + parameters * sizeof(float) * 4;
     }
 
-    /// <summary>Throws <see cref="ConfigException"/> when a step would not fit in <paramref name="availableBytes"/>.</summary>
-    public static long Check(ExperimentConfig config, long availableBytes)
+    /// <summary>
+    /// Throws <see cref="ConfigException"/> when a step of <paramref name="clips"/> clips (2 × batch in
+    /// pretraining, the batch in supervised training) would not fit in <paramref name="availableBytes"/>.
+    /// </summary>
+    public static long Check(ExperimentConfig config, int clips, long availableBytes)
     {
-        long bytes = StepBytes(config, out long parameters);
+        ArgumentNullException.ThrowIfNull(config);
+        long bytes = StepBytes(config, clips, out long parameters);
         if (bytes > Headroom * availableBytes)
         {
             throw new ConfigException(
             [
                 $"one step of '{config.Name}' needs about {bytes / 1e9:F1} GB ({config.Model.Architecture} x{config.Model.Width}, " +
-                $"{parameters / 1e6:F1} M parameters, {2 * config.BatchSize} clips of {config.Data.Frames}x{config.Data.CropSize}x{config.Data.CropSize}), " +
+                $"{parameters / 1e6:F1} M parameters, {clips} clips of {config.Data.Frames}x{config.Data.CropSize}x{config.Data.CropSize}), " +
                 $"but this machine has {availableBytes / 1e9:F1} GB available: lower batchSize, data.frames, data.cropSize or model.width",
             ]);
         }

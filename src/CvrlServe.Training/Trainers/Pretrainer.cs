@@ -33,7 +33,7 @@ public static class Pretrainer
         var device = cuda.is_available() ? CUDA : CPU;
         if (device.type == DeviceType.CPU)
         {
-            long needed = MemoryEstimate.Check(config, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            long needed = MemoryEstimate.Check(config, 2 * config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
             run.Log.WriteLine($"Device CPU; estimated memory per step {needed / 1e9:F2} GB.");
         }
 

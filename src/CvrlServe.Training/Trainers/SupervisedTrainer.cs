@@ -30,7 +30,7 @@ public static class SupervisedTrainer
         var config = run.Config;
         if (!cuda.is_available())
         {
-            MemoryEstimate.Check(config with { BatchSize = Math.Max(1, config.BatchSize / 2) }, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            MemoryEstimate.Check(config, config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         }
 
         var dataset = LabelledVideos.Load(run.Data);

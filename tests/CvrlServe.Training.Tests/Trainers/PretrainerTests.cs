@@ -89,7 +89,7 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
     {
         string paper = Path.Combine(AppContext.BaseDirectory, "experiments", "cvrl-k600-paper.json");
         var config = ExperimentConfig.Load(paper);
-        var error = Assert.Throws<ConfigException>(() => MemoryEstimate.Check(config, 24L << 30));
+        var error = Assert.Throws<ConfigException>(() => MemoryEstimate.Check(config, 2 * config.BatchSize, 24L << 30));
         output.WriteLine(error.Message);
         Assert.Contains("lower batchSize", error.Message, StringComparison.Ordinal);
     }
