@@ -66,7 +66,7 @@ internal static class Cli
             error.WriteLine($"cvrl: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is Config.ConfigException or Core.Datasets.DatasetException or Core.Video.VideoException or Core.Probes.ProbeMismatchException)
+        catch (Exception e) when (e is Config.ConfigException or Core.Datasets.DatasetException or Core.CvrlException)
         {
             error.WriteLine($"cvrl: {e.Message}");
             return 1;

@@ -22,23 +22,23 @@ if (!File.Exists(video))
 }
 
 using var reader = new VideoReader();
-var probe = await reader.ProbeAsync(video);
+var media = await reader.GetMediaInfoAsync(video);
 var clip = new ClipSpec(16, 2);
 var geometry = new FrameGeometry(128);
-var plan = SamplingPlan.Evaluation(probe.Grid(), clip, 10);
-var command = DecodeCommand.Build(probe, plan, geometry, reader.Options.AllowedFormats, seek: true, reader.Options.SeekGapSeconds);
+var plan = SamplingPlan.Evaluation(media.Grid(), clip, 10);
+var command = DecodeCommand.Build(media, plan, geometry, reader.Options.AllowedFormats, seek: true, reader.Options.SeekGapSeconds);
 string shell = command.ToShellCommand("ffmpeg") + " > /dev/null";
 string viaFFMpegCore = command.ToProcessor(new FFMpegCore.Pipes.StreamPipeSink(Stream.Null) { Format = "rawvideo" }).Arguments;
-Console.WriteLine($"Video: {probe.Width}x{probe.Height}, {probe.FrameRate} fps, {probe.FrameCount} frames; plan: 10 clips x 16 frames, stride 2 -> {command.Width}x{command.Height}");
+Console.WriteLine($"Video: {media.Width}x{media.Height}, {media.FrameRate} fps, {media.FrameCount} frames; plan: 10 clips x 16 frames, stride 2 -> {command.Width}x{command.Height}");
 Console.WriteLine($"bash runs ({command.Inputs.Count} inputs): {shell}");
 Console.WriteLine($"FFMpegCore runs: ffmpeg {viaFFMpegCore}");
 
 // Same frames both ways?
-var ours = await reader.DecodeAsync(probe, plan, geometry);
+var ours = await reader.DecodeAsync(media, plan, geometry);
 var perClipViews = new List<DecodedClip>();
 foreach (var one in plan.Clips)
 {
-    perClipViews.AddRange((await reader.DecodeAsync(probe, new SamplingPlan(plan.Grid, [one]), geometry)).Views);
+    perClipViews.AddRange((await reader.DecodeAsync(media, new SamplingPlan(plan.Grid, [one]), geometry)).Views);
 }
 
 bool identical = ours.Views.Zip(perClipViews).All(p => p.First.Rgb.AsSpan().SequenceEqual(p.Second.Rgb));
@@ -47,12 +47,12 @@ Console.WriteLine($"Frames identical between ours and per-clip: {identical}; pro
 var times = new Dictionary<string, List<double>> { ["ours"] = [], ["per-clip"] = [], ["bash"] = [] };
 for (int r = 0; r < rounds; r++)
 {
-    times["ours"].Add(await Time(async () => await reader.DecodeAsync(probe, plan, geometry)));
+    times["ours"].Add(await Time(async () => await reader.DecodeAsync(media, plan, geometry)));
     times["per-clip"].Add(await Time(async () =>
     {
         foreach (var one in plan.Clips)
         {
-            await reader.DecodeAsync(probe, new SamplingPlan(plan.Grid, [one]), geometry);
+            await reader.DecodeAsync(media, new SamplingPlan(plan.Grid, [one]), geometry);
         }
     }));
     times["bash"].Add(await Time(() => Task.Run(() => Run("bash", "-c \"" + shell.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\""))));

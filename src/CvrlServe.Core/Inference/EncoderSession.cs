@@ -43,7 +43,7 @@ public sealed class EncoderSession : IDisposable
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            throw new ModelLoadException(name, e.Message, e);
+            throw new ModelLoadException(name, "its manifest is missing or invalid.", e.Message, e);
         }
 
         string model = Path.Combine(folder, EncoderManifest.ModelFileName);
@@ -66,7 +66,7 @@ public sealed class EncoderSession : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new ModelLoadException(name, $"ONNX Runtime could not load it: {e.Message}", e);
+            throw new ModelLoadException(name, "ONNX Runtime could not load encoder.onnx.", e.Message, e);
         }
 
         if (!session.InputNames.Contains(manifest.Input.Name) || !session.OutputNames.Contains(manifest.Output.Name))

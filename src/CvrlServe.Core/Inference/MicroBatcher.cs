@@ -58,7 +58,8 @@ public sealed class MicroBatcher : IAsyncDisposable
         {
             Interlocked.Add(ref _queued, -clips.Count);
             // A rough wait: the queue ahead at the last batch's pace, at least a second.
-            throw new OverloadedException(queued - clips.Count, _options.QueueCapacity, TimeSpan.FromSeconds(Math.Max(1, queued / Math.Max(1, _options.MaxBatchSize))));
+            throw new OverloadedException($"{queued - clips.Count} clips are waiting for the encoder, capacity {_options.QueueCapacity}",
+                TimeSpan.FromSeconds(Math.Max(1, queued / Math.Max(1, _options.MaxBatchSize))));
         }
 
         var request = new Request(clips.Count, cancellationToken);

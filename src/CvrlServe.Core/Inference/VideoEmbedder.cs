@@ -28,10 +28,10 @@ public sealed class VideoEmbedder(VideoReader reader)
         ArgumentNullException.ThrowIfNull(model);
         var manifest = model.Manifest;
         var total = Stopwatch.StartNew();
-        var probe = await reader.ProbeAsync(path, limits, cancellationToken);
+        var media = await reader.GetMediaInfoAsync(path, limits, cancellationToken);
         var probeTime = total.Elapsed;
-        var plan = SamplingPlan.Evaluation(probe.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
-        var views = await EmbedViewsAsync(model, probe, plan, manifest.Geometry(), limits, cancellationToken);
+        var plan = SamplingPlan.Evaluation(media.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
+        var views = await EmbedViewsAsync(model, media, plan, manifest.Geometry(), limits, cancellationToken);
 
         int crops = views.Embeddings.Length / plan.Clips.Count;
         var perClip = new ClipEmbedding[plan.Clips.Count];
@@ -49,11 +49,11 @@ public sealed class VideoEmbedder(VideoReader reader)
     /// Decodes <paramref name="plan"/> at <paramref name="geometry"/>, runs every view through the model's
     /// micro-batcher, and returns each view's L2-normalized embedding (clip-major, then crop).
     /// </summary>
-    public async Task<EmbeddedViews> EmbedViewsAsync(EncoderModel model, VideoProbe probe, SamplingPlan plan, FrameGeometry geometry, VideoLimits? limits = null, CancellationToken cancellationToken = default)
+    public async Task<EmbeddedViews> EmbedViewsAsync(EncoderModel model, MediaInfo media, SamplingPlan plan, FrameGeometry geometry, VideoLimits? limits = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         var clock = Stopwatch.StartNew();
-        var decoded = await reader.DecodeAsync(probe, plan, geometry, limits, cancellationToken);
+        var decoded = await reader.DecodeAsync(media, plan, geometry, limits, cancellationToken);
         var normalization = model.Manifest.Normalization();
         var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
         var decodeTime = clock.Elapsed;

@@ -22,14 +22,14 @@ public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
         return CachedAsync(model, video, $"train|{clips}|{seed}", async () =>
         {
             var manifest = model.Manifest;
-            var probe = await embedder.Reader.ProbeAsync(video, cancellationToken: cancellationToken);
-            var grid = probe.Grid(manifest.View.TargetFps);
+            var media = await embedder.Reader.GetMediaInfoAsync(video, cancellationToken: cancellationToken);
+            var grid = media.Grid(manifest.View.TargetFps);
             var random = new Random(StableHash(Path.GetFullPath(video), seed));
             var plan = new SamplingPlan(grid, Enumerable.Range(0, clips)
                 .Select(_ => new ClipPlan(ClipSampler.Indices(ClipSampler.TrainingOffset(grid.Count, manifest.Clip(), random), manifest.Clip(), grid.Count)))
                 .ToArray());
             var geometry = manifest.Geometry() with { Crop = CropMode.Center };
-            return (await embedder.EmbedViewsAsync(model, probe, plan, geometry, cancellationToken: cancellationToken)).Embeddings;
+            return (await embedder.EmbedViewsAsync(model, media, plan, geometry, cancellationToken: cancellationToken)).Embeddings;
         });
     }
 
@@ -40,9 +40,9 @@ public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
         string view = string.Create(CultureInfo.InvariantCulture, $"test|{model.Manifest.View}");
         return CachedAsync(model, video, view, async () =>
         {
-            var probe = await embedder.Reader.ProbeAsync(video, cancellationToken: cancellationToken);
-            var plan = SamplingPlan.Evaluation(probe.Grid(model.Manifest.View.TargetFps), model.Manifest.Clip(), model.Manifest.View.Clips);
-            return (await embedder.EmbedViewsAsync(model, probe, plan, model.Manifest.Geometry(), cancellationToken: cancellationToken)).Embeddings;
+            var media = await embedder.Reader.GetMediaInfoAsync(video, cancellationToken: cancellationToken);
+            var plan = SamplingPlan.Evaluation(media.Grid(model.Manifest.View.TargetFps), model.Manifest.Clip(), model.Manifest.View.Clips);
+            return (await embedder.EmbedViewsAsync(model, media, plan, model.Manifest.Geometry(), cancellationToken: cancellationToken)).Embeddings;
         });
     }
 

@@ -77,5 +77,12 @@ public sealed record ProbeMetadata
     public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
 }
 
-/// <summary>A probe does not belong to the encoder it is used with.</summary>
-public sealed class ProbeMismatchException(string message) : Exception(message);
+/// <summary>A probe does not belong to the encoder it is used with (or takes another embedding size).</summary>
+public sealed class ProbeMismatchException(string message) : CvrlException(ErrorKind.InvalidArgument, message);
+
+/// <summary>No probe of that name for the model.</summary>
+public sealed class ProbeNotFoundException(string probe, string model, IReadOnlyList<string> known)
+    : CvrlException(ErrorKind.NotFound, $"No probe '{probe}' for model '{model}'. Probes: {(known.Count == 0 ? "none" : string.Join(", ", known))}.")
+{
+    public string Probe { get; } = probe;
+}

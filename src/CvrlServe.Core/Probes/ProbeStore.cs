@@ -66,8 +66,7 @@ public static class ProbeStore
         string zip = PathOf(modelFolder, name);
         if (!File.Exists(zip))
         {
-            var known = List(modelFolder);
-            throw new FileNotFoundException($"No probe '{name}' for model '{encoder.Name}'. Probes: {(known.Count == 0 ? "none" : string.Join(", ", known))}.", zip);
+            throw new ProbeNotFoundException(name, encoder.Name, List(modelFolder));
         }
 
         ProbeMetadata metadata;

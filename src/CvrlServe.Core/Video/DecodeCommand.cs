@@ -28,14 +28,14 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
     /// Without, one input decodes from the start: the fallback when a seek returns too little.
     /// </summary>
     public static DecodeCommand Build(
-        VideoProbe probe,
+        MediaInfo media,
         SamplingPlan plan,
         FrameGeometry geometry,
         IReadOnlyCollection<string> allowedFormats,
         bool seek,
         double seekGapSeconds = 2.0)
     {
-        ArgumentNullException.ThrowIfNull(probe);
+        ArgumentNullException.ThrowIfNull(media);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(geometry);
         var grid = plan.Grid;
@@ -45,13 +45,13 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
             throw new ArgumentException($"The plan's frames must lie in [0, {grid.Count}).", nameof(plan));
         }
 
-        var (width, height) = geometry.ResizedSize(probe.Width, probe.Height);
+        var (width, height) = geometry.ResizedSize(media.Width, media.Height);
         int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(seekGapSeconds * grid.Rate)) : int.MaxValue;
         var segments = Segments(frames, maxGap);
 
         string safety = $"-protocol_whitelist file,pipe -format_whitelist {string.Join(',', allowedFormats)}";
         // -ss counts from the container's start; frame i of the grid is shown at the video's start + i/R.
-        double lead = (probe.StartTime - probe.ContainerStartTime).TotalSeconds;
+        double lead = (media.StartTime - media.ContainerStartTime).TotalSeconds;
         var inputs = new List<DecodeInput>(segments.Count);
         var graph = new StringBuilder();
         for (int i = 0; i < segments.Count; i++)
@@ -61,7 +61,7 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
             double from = run[0] == 0 || !seek ? 0 : lead + (run[0] - 0.5) / grid.Rate;
             double until = lead + (run[^1] + 1) / grid.Rate;
             string ss = from > 0 ? $"-ss {Seconds(from)} " : "";
-            inputs.Add(new DecodeInput($"{ss}-t {Seconds(until - from)} {safety}", probe.Path));
+            inputs.Add(new DecodeInput($"{ss}-t {Seconds(until - from)} {safety}", media.Path));
             graph.Append(CultureInfo.InvariantCulture,
                 $"[{i}:v]fps={Number(grid.Rate)},select='{SelectExpression(run, grid)}',scale={width}:{height}:flags={geometry.ScaleFlags},format=rgb24");
             graph.Append(segments.Count == 1 ? "[out]" : $"[v{i}];");

@@ -18,4 +18,4 @@ public sealed record DecodedClip(int Clip, int Crop, IReadOnlyList<int> Frames, 
 public sealed record DecodeStats(int Processes, bool UsedFallback, int FramesDecoded, TimeSpan Elapsed);
 
 /// <summary>All views decoded from one video, clip-major then crop.</summary>
-public sealed record DecodedVideo(VideoProbe Probe, IReadOnlyList<DecodedClip> Views, DecodeStats Stats);
+public sealed record DecodedVideo(MediaInfo Probe, IReadOnlyList<DecodedClip> Views, DecodeStats Stats);

@@ -16,18 +16,18 @@ public static class FfmpegErrors
     /// truncated mp4 does, so stderr alone cannot tell them apart); corrupt if it does start like one
     /// (e.g. an mp4 cut before its moov atom).
     /// </summary>
-    public static VideoException ClassifyProbeFailure(string fileName, ReadOnlySpan<byte> head, IReadOnlyList<string> stderr, Exception? inner = null)
+    public static CvrlException ClassifyProbeFailure(string fileName, ReadOnlySpan<byte> head, IReadOnlyList<string> stderr, Exception? inner = null)
     {
         ArgumentNullException.ThrowIfNull(stderr);
         var tail = Tail(stderr);
         if (tail.Any(l => l.Contains("not on whitelist", StringComparison.OrdinalIgnoreCase)))
         {
-            return new UnsupportedMediaException($"'{fileName}' is in a container format that is not accepted (playlists and concat lists are refused).", tail, inner);
+            return new UnsupportedMediaException("The file is in a container format that is not accepted (playlists and concat lists are refused).", tail, $"file '{fileName}'", inner);
         }
 
         return LooksLikeContainer(head)
-            ? new CorruptVideoException($"'{fileName}' is a video container that ffprobe could not read: it may be truncated or corrupt.", tail, inner)
-            : new UnsupportedMediaException($"'{fileName}' is not a video file ffprobe recognises.", tail, inner);
+            ? new CorruptVideoException("The file is a video container that could not be read: it may be truncated or corrupt.", tail, $"file '{fileName}'", inner)
+            : new UnsupportedMediaException("The file is not a video format that is accepted here.", tail, $"file '{fileName}'", inner);
     }
 
     /// <summary>Whether the first bytes carry the signature of a container on the default allowlist.</summary>

@@ -1,55 +1,27 @@
 namespace CvrlServe.Core.Video;
 
-/// <summary>Base of every error Core.Video raises for a video it was given; the API maps each kind to a status.</summary>
-public abstract class VideoException : Exception
-{
-    protected VideoException(string message, Exception? inner = null) : base(message, inner) { }
-}
-
 /// <summary>The file is not a video we accept: not media at all, audio only, or a container outside the allowlist.</summary>
-public sealed class UnsupportedMediaException : VideoException
+public sealed class UnsupportedMediaException(string message, IReadOnlyList<string>? stderrTail = null, string? detail = null, Exception? inner = null)
+    : CvrlException(ErrorKind.UnsupportedMedia, message, WithTail(detail, stderrTail), inner)
 {
-    public UnsupportedMediaException(string message, IReadOnlyList<string>? stderrTail = null, Exception? inner = null)
-        : base(message, inner) => StderrTail = stderrTail ?? [];
+    /// <summary>The last lines ffprobe or ffmpeg wrote, when a tool run led to this verdict (for logs).</summary>
+    public IReadOnlyList<string> StderrTail { get; } = stderrTail ?? [];
 
-    /// <summary>The last lines ffprobe or ffmpeg wrote, when a tool run led to this verdict.</summary>
-    public IReadOnlyList<string> StderrTail { get; }
+    internal static string? WithTail(string? detail, IReadOnlyList<string>? tail) =>
+        tail is not { Count: > 0 } ? detail : $"{detail}{(detail is null ? "" : "\n")}stderr:\n{string.Join('\n', tail)}";
 }
 
 /// <summary>The file looked like a video but ffmpeg could not decode the frames that were asked for.</summary>
-public sealed class CorruptVideoException : VideoException
+public sealed class CorruptVideoException(string message, IReadOnlyList<string> stderrTail, string? detail = null, Exception? inner = null)
+    : CvrlException(ErrorKind.Corrupt, message, UnsupportedMediaException.WithTail(detail, stderrTail), inner)
 {
-    public CorruptVideoException(string message, IReadOnlyList<string> stderrTail, Exception? inner = null)
-        : base(message, inner) => StderrTail = stderrTail;
-
-    /// <summary>The last lines ffmpeg wrote to stderr.</summary>
-    public IReadOnlyList<string> StderrTail { get; }
+    /// <summary>The last lines ffmpeg wrote to stderr (for logs).</summary>
+    public IReadOnlyList<string> StderrTail { get; } = stderrTail;
 }
 
-/// <summary>A limit (file size, duration, frame size, decoded bytes) was exceeded; checked before decoding.</summary>
-public sealed class VideoLimitExceededException : VideoException
+/// <summary>No file at the path given.</summary>
+public sealed class VideoNotFoundException(string path)
+    : CvrlException(ErrorKind.NotFound, "The video does not exist.", $"no file at '{path}'")
 {
-    public VideoLimitExceededException(string limit, double actual, double maximum)
-        : base($"The video exceeds the {limit} limit: {actual:G6} > {maximum:G6}.")
-    {
-        Limit = limit;
-        Actual = actual;
-        Maximum = maximum;
-    }
-
-    /// <summary>Which limit: one of the constants on <see cref="VideoLimits"/>.</summary>
-    public string Limit { get; }
-
-    public double Actual { get; }
-
-    public double Maximum { get; }
-}
-
-/// <summary>ffprobe or ffmpeg ran longer than the configured timeout and was killed.</summary>
-public sealed class VideoTimeoutException : VideoException
-{
-    public VideoTimeoutException(string operation, TimeSpan timeout)
-        : base($"{operation} did not finish within {timeout.TotalSeconds:G4} s and was stopped.") => Timeout = timeout;
-
-    public TimeSpan Timeout { get; }
+    public string Path { get; } = path;
 }

@@ -1,16 +1,11 @@
 namespace CvrlServe.Core.Video;
 
 /// <summary>
-/// Hard budgets for one request, all checked from the probe before any frame is decoded. A request may
+/// Hard budgets for one request, all checked from the media before any frame is decoded. A request may
 /// carry its own limits; they only ever tighten the reader's (see <see cref="Tighten"/>).
 /// </summary>
 public sealed record VideoLimits
 {
-    public const string FileSize = "file size";
-    public const string Duration = "duration";
-    public const string PixelsPerFrame = "pixels per frame";
-    public const string DecodedBytes = "decoded bytes";
-
     /// <summary>Largest input file accepted, in bytes.</summary>
     public long MaxFileBytes { get; init; } = 512L * 1024 * 1024;
 
@@ -42,21 +37,21 @@ public sealed record VideoLimits
     {
         if (bytes > MaxFileBytes)
         {
-            throw new VideoLimitExceededException(FileSize, bytes, MaxFileBytes);
+            throw new LimitExceededException(Limit.FileSize, bytes, MaxFileBytes);
         }
     }
 
-    internal void CheckProbe(VideoProbe probe)
+    internal void CheckMedia(MediaInfo media)
     {
-        if (probe.Duration > MaxDuration)
+        if (media.Duration > MaxDuration)
         {
-            throw new VideoLimitExceededException(Duration, probe.Duration.TotalSeconds, MaxDuration.TotalSeconds);
+            throw new LimitExceededException(Limit.Duration, media.Duration.TotalSeconds, MaxDuration.TotalSeconds);
         }
 
-        long pixels = (long)probe.Width * probe.Height;
+        long pixels = (long)media.Width * media.Height;
         if (pixels > MaxPixelsPerFrame)
         {
-            throw new VideoLimitExceededException(PixelsPerFrame, pixels, MaxPixelsPerFrame);
+            throw new LimitExceededException(Limit.PixelsPerFrame, pixels, MaxPixelsPerFrame);
         }
     }
 
@@ -64,7 +59,7 @@ public sealed record VideoLimits
     {
         if (bytes > MaxDecodedBytes)
         {
-            throw new VideoLimitExceededException(DecodedBytes, bytes, MaxDecodedBytes);
+            throw new LimitExceededException(Limit.DecodedBytes, bytes, MaxDecodedBytes);
         }
     }
 }

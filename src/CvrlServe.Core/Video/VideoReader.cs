@@ -6,7 +6,7 @@ using FFMpegCore.Exceptions;
 namespace CvrlServe.Core.Video;
 
 /// <summary>
-/// The one way the project reads video: probe a file, then decode a <see cref="SamplingPlan"/> at a
+/// The one way the project reads video: media a file, then decode a <see cref="SamplingPlan"/> at a
 /// <see cref="FrameGeometry"/> into rgb24 views. Thread-safe; a server holds one instance so the cap on
 /// concurrent ffmpeg processes holds across requests.
 /// </summary>
@@ -15,7 +15,7 @@ public sealed class VideoReader : IDisposable
     private readonly VideoReaderOptions _options;
     private readonly SemaphoreSlim _processSlots;
     private readonly FFOptions _ffOptions;
-    private readonly ConcurrentDictionary<(string Path, long Bytes, DateTime Modified), VideoProbe> _probes = new();
+    private readonly ConcurrentDictionary<(string Path, long Bytes, DateTime Modified), MediaInfo> _probes = new();
 
     public VideoReader(VideoReaderOptions? options = null)
     {
@@ -30,15 +30,15 @@ public sealed class VideoReader : IDisposable
     /// <summary>
     /// Probes <paramref name="path"/> (cached by path, size and modification time) and checks the file
     /// size, duration and frame size against the limits. Audio-only files come back with
-    /// <see cref="VideoProbe.HasVideo"/> false; decoding them is an <see cref="UnsupportedMediaException"/>.
+    /// <see cref="MediaInfo.HasVideo"/> false; decoding them is an <see cref="UnsupportedMediaException"/>.
     /// </summary>
-    public async Task<VideoProbe> ProbeAsync(string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
+    public async Task<MediaInfo> GetMediaInfoAsync(string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
     {
         var effective = _options.Limits.Tighten(limits);
         var file = new FileInfo(path);
         if (!file.Exists)
         {
-            throw new FileNotFoundException($"No video at '{path}'.", path);
+            throw new VideoNotFoundException(path);
         }
 
         if (file.Length == 0)
@@ -48,23 +48,23 @@ public sealed class VideoReader : IDisposable
 
         effective.CheckFile(file.Length);
         var key = (file.FullName, file.Length, file.LastWriteTimeUtc);
-        if (!_probes.TryGetValue(key, out var probe))
+        if (!_probes.TryGetValue(key, out var media))
         {
-            probe = await RunProbeAsync(file, effective.ProcessTimeout, cancellationToken);
+            media = await RunProbeAsync(file, effective.ProcessTimeout, cancellationToken);
             if (_probes.Count >= _options.ProbeCacheCapacity)
             {
                 _probes.Clear();
             }
 
-            _probes[key] = probe;
+            _probes[key] = media;
         }
 
-        if (probe.HasVideo)
+        if (media.HasVideo)
         {
-            effective.CheckProbe(probe);
+            effective.CheckMedia(media);
         }
 
-        return probe;
+        return media;
     }
 
     /// <summary>
@@ -73,32 +73,32 @@ public sealed class VideoReader : IDisposable
     /// read once more by decoding from the start, and if that is short too the video is corrupt.
     /// </summary>
     public async Task<DecodedVideo> DecodeAsync(
-        VideoProbe probe,
+        MediaInfo media,
         SamplingPlan plan,
         FrameGeometry geometry,
         VideoLimits? limits = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(probe);
+        ArgumentNullException.ThrowIfNull(media);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(geometry);
-        if (!probe.HasVideo)
+        if (!media.HasVideo)
         {
-            throw new UnsupportedMediaException($"'{Path.GetFileName(probe.Path)}' has no video stream.");
+            throw new UnsupportedMediaException($"'{Path.GetFileName(media.Path)}' has no video stream.");
         }
 
         var effective = _options.Limits.Tighten(limits);
-        effective.CheckFile(probe.FileBytes);
-        effective.CheckProbe(probe);
+        effective.CheckFile(media.FileBytes);
+        effective.CheckMedia(media);
 
         var clock = Stopwatch.StartNew();
-        var command = DecodeCommand.Build(probe, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds);
+        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds);
         var crops = geometry.Crops(command.Width, command.Height);
         long viewBytes = plan.Clips.Sum(c => (long)c.Frames.Count) * crops.Sum(b => (long)b.Width * b.Height * 3);
         effective.CheckDecodedBytes(command.ExpectedBytes + viewBytes);
         if (command.ExpectedBytes > Array.MaxLength)
         {
-            throw new VideoLimitExceededException(VideoLimits.DecodedBytes, command.ExpectedBytes, Array.MaxLength);
+            throw new LimitExceededException(Limit.DecodedBytes, command.ExpectedBytes, Array.MaxLength);
         }
 
         var frames = new byte[command.ExpectedBytes];
@@ -108,7 +108,7 @@ public sealed class VideoReader : IDisposable
         if (written != command.ExpectedBytes && command.Inputs.Any(i => i.Options.StartsWith("-ss", StringComparison.Ordinal)))
         {
             // ffmpeg can exit 0 yet return too little after an input-side seek (engineering notes).
-            var fromStart = DecodeCommand.Build(probe, plan, geometry, _options.AllowedFormats, seek: false);
+            var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false);
             (written, stderr) = await RunDecodeAsync(fromStart, frames, effective.ProcessTimeout, cancellationToken);
             processes++;
             fallback = true;
@@ -118,12 +118,12 @@ public sealed class VideoReader : IDisposable
         {
             long frameBytes = (long)command.Width * command.Height * 3;
             throw new CorruptVideoException(
-                $"ffmpeg returned {written / frameBytes} of the {command.Frames} frames asked of '{Path.GetFileName(probe.Path)}' " +
+                $"ffmpeg returned {written / frameBytes} of the {command.Frames} frames asked of '{Path.GetFileName(media.Path)}' " +
                 $"({written} bytes, expected {command.ExpectedBytes}): the video is truncated or corrupt.", stderr);
         }
 
         var views = CutViews(plan, command, crops, frames);
-        return new DecodedVideo(probe, views, new DecodeStats(processes, fallback, command.Frames, clock.Elapsed));
+        return new DecodedVideo(media, views, new DecodeStats(processes, fallback, command.Frames, clock.Elapsed));
     }
 
     public void Dispose() => _processSlots.Dispose();
@@ -159,7 +159,7 @@ public sealed class VideoReader : IDisposable
         return views;
     }
 
-    private async Task<VideoProbe> RunProbeAsync(FileInfo file, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<MediaInfo> RunProbeAsync(FileInfo file, TimeSpan timeout, CancellationToken cancellationToken)
     {
         string safety = $"-protocol_whitelist file,pipe -format_whitelist {string.Join(',', _options.AllowedFormats)}";
         IMediaAnalysis analysis;
@@ -174,7 +174,7 @@ public sealed class VideoReader : IDisposable
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                throw new VideoTimeoutException($"Probing '{file.Name}'", timeout);
+                throw new DeadlineExceededException($"Probing '{file.Name}'", timeout);
             }
             catch (FFProbeProcessException e)
             {
@@ -182,11 +182,11 @@ public sealed class VideoReader : IDisposable
             }
             catch (FFMpegException e)
             {
-                throw new UnsupportedMediaException($"'{file.Name}' could not be probed: {e.Message}", null, e);
+                throw new UnsupportedMediaException($"'{file.Name}' could not be probed.", null, e.Message, e);
             }
             catch (System.Text.Json.JsonException e)
             {
-                throw new UnsupportedMediaException($"'{file.Name}' could not be probed: ffprobe's output was unreadable.", null, e);
+                throw new UnsupportedMediaException($"'{file.Name}' could not be probed: ffprobe's output was unreadable.", null, null, e);
             }
         }
         finally
@@ -194,7 +194,7 @@ public sealed class VideoReader : IDisposable
             _processSlots.Release();
         }
 
-        return ProbeParser.Parse(analysis, file.FullName, file.Length);
+        return MediaInfoParser.Parse(analysis, file.FullName, file.Length);
     }
 
     private static async Task<byte[]> ReadHeadAsync(FileInfo file, CancellationToken cancellationToken)
@@ -223,12 +223,12 @@ public sealed class VideoReader : IDisposable
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                throw new VideoTimeoutException("Decoding", timeout);
+                throw new DeadlineExceededException("Decoding", timeout);
             }
 
             if (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                throw new VideoTimeoutException("Decoding", timeout);
+                throw new DeadlineExceededException("Decoding", timeout);
             }
 
             cancellationToken.ThrowIfCancellationRequested();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CvrlServe.Core;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 
@@ -46,7 +47,7 @@ internal static class EmbedCommand
                 var result = await embedder.EmbedAsync(model, video);
                 output.WriteLine(JsonSerializer.Serialize(Line(video, result, model.Session.Provider, perClip), JsonLines));
             }
-            catch (Exception e) when (e is VideoException or FileNotFoundException or OverloadedException)
+            catch (CvrlException e)
             {
                 failures++;
                 error.WriteLine($"cvrl: {video}: {e.Message}");

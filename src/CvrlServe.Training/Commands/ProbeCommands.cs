@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using CvrlServe.Core;
 using CvrlServe.Core.Datasets;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Probes;
@@ -154,7 +155,7 @@ internal static class ProbeCommands
                 var ranked = probabilities.Select((p, i) => new { label = stored.Probe.Classes[i], probability = p }).OrderByDescending(x => x.probability).Take(top);
                 output.WriteLine(JsonSerializer.Serialize(new { video, model = model.Model.Name, probe = probeName, model.Model.Manifest.EncoderSha256, classes = ranked }, JsonLines));
             }
-            catch (Exception e) when (e is VideoException or FileNotFoundException)
+            catch (CvrlException e)
             {
                 failures++;
                 error.WriteLine($"cvrl: {video}: {e.Message}");

@@ -69,11 +69,11 @@ public sealed class CachedVideo
             }
         }
 
-        var probe = await reader.ProbeAsync(video, cancellationToken: cancellationToken);
-        var full = probe.Grid(options.TargetFps);
+        var media = await reader.GetMediaInfoAsync(video, cancellationToken: cancellationToken);
+        var full = media.Grid(options.TargetFps);
         var grid = full with { Count = Math.Min(full.Count, options.MaxFrames) };
         var plan = new SamplingPlan(grid, [new ClipPlan(Enumerable.Range(0, grid.Count).ToArray())]);
-        var decoded = await reader.DecodeAsync(probe, plan, new FrameGeometry(options.ShortSide), cancellationToken: cancellationToken);
+        var decoded = await reader.DecodeAsync(media, plan, new FrameGeometry(options.ShortSide), cancellationToken: cancellationToken);
         var view = decoded.Views[0];
 
         Directory.CreateDirectory(cacheFolder);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CvrlServe.Core;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 using CvrlServe.Training.Checkpoints;
@@ -49,7 +50,7 @@ internal static class RunFolder
             {
                 videos.Add(await CachedVideo.OpenOrBuildAsync(reader, file, cacheFolder, options, cancellationToken));
             }
-            catch (VideoException e)
+            catch (CvrlException e) when (e.Kind is not ErrorKind.Overloaded)
             {
                 log.WriteLine($"Skipping {file}: {e.Message}");
             }

@@ -4,7 +4,7 @@ namespace CvrlServe.Core.Tests.Video;
 
 public class DecodeCommandTests
 {
-    private static VideoProbe Probe(int w = 1280, int h = 720, double fps = 30, long frames = 1800) =>
+    private static MediaInfo Probe(int w = 1280, int h = 720, double fps = 30, long frames = 1800) =>
         new("/videos/a.mp4", 1000, "mov,mp4,m4a,3gp,3g2,mj2", true, "h264", "yuv420p", w, h, 0, TimeSpan.Zero, TimeSpan.Zero,
             TimeSpan.FromSeconds(frames / fps), fps, frames, FrameCountSource.Container, false, false);
 
@@ -19,9 +19,9 @@ public class DecodeCommandTests
     [Fact]
     public void Build_TenEvaluationClips_OneInputPerDistantClipInOneCommand()
     {
-        var probe = Probe();
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(16, 2), 10);
-        var command = DecodeCommand.Build(probe, plan, new FrameGeometry(128), VideoReaderOptions.DefaultAllowedFormats, seek: true);
+        var media = Probe();
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(16, 2), 10);
+        var command = DecodeCommand.Build(media, plan, new FrameGeometry(128), VideoReaderOptions.DefaultAllowedFormats, seek: true);
 
         Assert.Equal(10, command.Inputs.Count);
         Assert.Equal(160, command.Frames);
@@ -35,9 +35,9 @@ public class DecodeCommandTests
     [Fact]
     public void Build_WithoutSeek_OneInputFromTheStart()
     {
-        var probe = Probe();
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(16, 2), 10);
-        var command = DecodeCommand.Build(probe, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: false);
+        var media = Probe();
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(16, 2), 10);
+        var command = DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: false);
 
         var input = Assert.Single(command.Inputs);
         Assert.DoesNotContain("-ss", input.Options, StringComparison.Ordinal);
@@ -58,8 +58,8 @@ public class DecodeCommandTests
     [Fact]
     public void Build_FrameOutsideGrid_Throws()
     {
-        var probe = Probe(frames: 10);
-        var plan = new SamplingPlan(probe.Grid(), [new ClipPlan([3, 10])]);
-        Assert.Throws<ArgumentException>(() => DecodeCommand.Build(probe, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: true));
+        var media = Probe(frames: 10);
+        var plan = new SamplingPlan(media.Grid(), [new ClipPlan([3, 10])]);
+        Assert.Throws<ArgumentException>(() => DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: true));
     }
 }

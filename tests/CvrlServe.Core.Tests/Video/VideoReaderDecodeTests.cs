@@ -18,11 +18,11 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [InlineData("index.ts")]
     public async Task DecodeAsync_EvaluationPlan_ReturnsExactlyThePlannedFrames(string name)
     {
-        var probe = await _reader.ProbeAsync(videos.Path(name));
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(4, 2), 3);
-        var video = await _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame);
+        var media = await _reader.GetMediaInfoAsync(videos.Path(name));
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 2), 3);
+        var video = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
 
-        Assert.Equal(TestVideos.IndexFrames, probe.Grid().Count);
+        Assert.Equal(TestVideos.IndexFrames, media.Grid().Count);
         Assert.Equal(3, video.Views.Count);
         foreach (var (view, clip) in video.Views.Zip(plan.Clips))
         {
@@ -35,14 +35,14 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_LoopingAndOverlappingClips_EachFrameRight()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("index.mp4"));
-        var grid = probe.Grid();
+        var media = await _reader.GetMediaInfoAsync(videos.Path("index.mp4"));
+        var grid = media.Grid();
         var plan = new SamplingPlan(grid,
         [
             new ClipPlan(ClipSampler.Indices(24, new ClipSpec(5, 2), grid.Count)), // 24 26 28 0 2
             new ClipPlan(ClipSampler.Indices(2, new ClipSpec(3, 1), grid.Count)),  // 2 3 4
         ]);
-        var video = await _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame);
+        var video = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
 
         Assert.Equal([24, 26, 28, 0, 2], FrameIndices(video.Views[0]));
         Assert.Equal([2, 3, 4], FrameIndices(video.Views[1]));
@@ -53,11 +53,11 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_DistantClips_OneProcessManySeeks()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("long-index-ish.mp4"));
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(4, 2), 4);
-        var video = await _reader.DecodeAsync(probe, plan, new FrameGeometry(32));
+        var media = await _reader.GetMediaInfoAsync(videos.Path("long-index-ish.mp4"));
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 2), 4);
+        var video = await _reader.DecodeAsync(media, plan, new FrameGeometry(32));
 
-        Assert.Equal(360, probe.FrameCount);
+        Assert.Equal(360, media.FrameCount);
         Assert.Equal(4, video.Views.Count);
         Assert.Equal(1, video.Stats.Processes);
         Assert.All(video.Views, v => Assert.Equal((43, 32), (v.Width, v.Height))); // 64×48 → 42.7 rounds to 43
@@ -66,8 +66,8 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_SolidColour_PixelsMatchWhatWasEncoded()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("solid.mp4"));
-        var video = await _reader.DecodeAsync(probe, SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(2, 1), 1), FrameGeometry.FullFrame);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("solid.mp4"));
+        var video = await _reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(2, 1), 1), FrameGeometry.FullFrame);
         var frame = video.Views[0].Frame(1);
         for (int p = 0; p < 64 * 48; p += 97)
         {
@@ -80,9 +80,9 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_Rotated90_FramesComeUpright()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("rotated90.mp4"));
-        Assert.Equal((48, 64, 90), (probe.Width, probe.Height, probe.Rotation));
-        var video = await _reader.DecodeAsync(probe, SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(1, 1), 1), FrameGeometry.FullFrame);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("rotated90.mp4"));
+        Assert.Equal((48, 64, 90), (media.Width, media.Height, media.Rotation));
+        var video = await _reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(1, 1), 1), FrameGeometry.FullFrame);
         var view = video.Views[0];
         Assert.Equal((48, 64), (view.Width, view.Height));
 
@@ -97,13 +97,13 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_OddSize_ResizeAndThreeCrops()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("odd-321x241.mp4"));
-        Assert.Equal((321, 241), (probe.Width, probe.Height));
+        var media = await _reader.GetMediaInfoAsync(videos.Path("odd-321x241.mp4"));
+        Assert.Equal((321, 241), (media.Width, media.Height));
 
-        var full = await _reader.DecodeAsync(probe, SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(2, 1), 1), FrameGeometry.FullFrame);
+        var full = await _reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(2, 1), 1), FrameGeometry.FullFrame);
         Assert.Equal(2 * 321 * 241 * 3, full.Views[0].Rgb.Length);
 
-        var crops = await _reader.DecodeAsync(probe, SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(2, 1), 2), FrameGeometry.ThreeCrops(64, 64));
+        var crops = await _reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(2, 1), 2), FrameGeometry.ThreeCrops(64, 64));
         Assert.Equal(6, crops.Views.Count);
         Assert.All(crops.Views, v => Assert.Equal((64, 64, 2 * 64 * 64 * 3), (v.Width, v.Height, v.Rgb.Length)));
         Assert.Equal([0, 1, 2, 0, 1, 2], crops.Views.Select(v => v.Crop));
@@ -113,9 +113,9 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_SingleFrameVideo_LoopsThatFrame()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("single-frame.mp4"));
-        Assert.Equal(1, probe.FrameCount);
-        var video = await _reader.DecodeAsync(probe, SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(8, 2), 2), FrameGeometry.FullFrame);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("single-frame.mp4"));
+        Assert.Equal(1, media.FrameCount);
+        var video = await _reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 2), 2), FrameGeometry.FullFrame);
         Assert.All(video.Views, v => Assert.Equal([0, 0, 0, 0, 0, 0, 0, 0], v.Frames));
         Assert.InRange(video.Views[0].Frame(7)[2], 0xC8 - 4, 0xC8 + 4);
     }
@@ -123,9 +123,9 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_ShorterThanOneClip_Tiles()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("short-5.mp4"));
-        var plan = SamplingPlan.PretrainingPair(probe.Grid(), new ClipSpec(16, 2), IntervalDistribution.LinearDecreasing, new Random(3));
-        var video = await _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("short-5.mp4"));
+        var plan = SamplingPlan.PretrainingPair(media.Grid(), new ClipSpec(16, 2), IntervalDistribution.LinearDecreasing, new Random(3));
+        var video = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
         Assert.Equal(2, video.Views.Count);
         foreach (var (view, clip) in video.Views.Zip(plan.Clips))
         {
@@ -137,35 +137,35 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
     [Fact]
     public async Task DecodeAsync_VariableFrameRate_ResampledGridShowsFrameOnScreen()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("vfr.mp4"));
-        Assert.True(probe.IsVariableFrameRate);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("vfr.mp4"));
+        Assert.True(media.IsVariableFrameRate);
 
         // Resampled to 10 fps: slot k shows the frame on screen mid-slot, at (k + ½)/10 s. Frames 0–9
         // last 40 ms each (0–0.4 s), frames 10–19 last 100 ms each (0.4–1.4 s).
-        var grid = probe.Grid(targetFps: 10);
+        var grid = media.Grid(targetFps: 10);
         Assert.InRange(grid.Count, 12, 14);
         var plan = new SamplingPlan(grid, [new ClipPlan([0, 2, 4, 6, 11])]);
-        var video = await _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame);
+        var video = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
         Assert.Equal([1, 6, 10, 12, 17], FrameIndices(video.Views[0]));
     }
 
     [Fact]
     public async Task DecodeAsync_TruncatedFaststart_IsCorruptWithStderr()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("truncated-faststart.mp4"));
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(4, 2), 2);
-        var error = await Assert.ThrowsAsync<CorruptVideoException>(() => _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame));
+        var media = await _reader.GetMediaInfoAsync(videos.Path("truncated-faststart.mp4"));
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 2), 2);
+        var error = await Assert.ThrowsAsync<CorruptVideoException>(() => _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame));
         Assert.Contains("frames", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task DecodeAsync_AudioOnly_Unsupported()
     {
-        var probe = await _reader.ProbeAsync(videos.Path("audio-only.m4a"));
-        Assert.False(probe.HasVideo);
-        Assert.True(probe.HasAudio);
+        var media = await _reader.GetMediaInfoAsync(videos.Path("audio-only.m4a"));
+        Assert.False(media.HasVideo);
+        Assert.True(media.HasAudio);
         var plan = new SamplingPlan(new FrameGrid(25, 10, TimeSpan.Zero), [new ClipPlan([0])]);
-        await Assert.ThrowsAsync<UnsupportedMediaException>(() => _reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame));
+        await Assert.ThrowsAsync<UnsupportedMediaException>(() => _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame));
     }
 
     private static int[] FrameIndices(DecodedClip view) =>

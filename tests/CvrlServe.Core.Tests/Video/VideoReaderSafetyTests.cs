@@ -11,29 +11,29 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     [Theory]
     [InlineData("empty.mp4")]
     [InlineData("text.mp4")]
-    public async Task ProbeAsync_NotAVideo_Unsupported(string name)
+    public async Task GetMediaInfoAsync_NotAVideo_Unsupported(string name)
     {
         using var reader = new VideoReader();
-        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(videos.Path(name)));
+        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.GetMediaInfoAsync(videos.Path(name)));
     }
 
     [Fact]
-    public async Task ProbeAsync_TruncatedMp4_CorruptWithStderrTail()
+    public async Task GetMediaInfoAsync_TruncatedMp4_CorruptWithStderrTail()
     {
         using var reader = new VideoReader();
-        var error = await Assert.ThrowsAsync<CorruptVideoException>(() => reader.ProbeAsync(videos.Path("truncated.mp4")));
+        var error = await Assert.ThrowsAsync<CorruptVideoException>(() => reader.GetMediaInfoAsync(videos.Path("truncated.mp4")));
         Assert.Contains(error.StderrTail, l => l.Contains("moov atom not found", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task ProbeAsync_MissingFile_FileNotFound()
+    public async Task GetMediaInfoAsync_MissingFile_FileNotFound()
     {
         using var reader = new VideoReader();
-        await Assert.ThrowsAsync<FileNotFoundException>(() => reader.ProbeAsync(videos.Path("no-such-file.mp4")));
+        await Assert.ThrowsAsync<FileNotFoundException>(() => reader.GetMediaInfoAsync(videos.Path("no-such-file.mp4")));
     }
 
     [Fact]
-    public async Task ProbeAsync_HlsPlaylistRenamedMp4_RefusedWithoutOpeningItsUrls()
+    public async Task GetMediaInfoAsync_HlsPlaylistRenamedMp4_RefusedWithoutOpeningItsUrls()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -43,7 +43,7 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
             $"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.2,\nhttp://127.0.0.1:{port}/segment.ts\n#EXTINF:1.2,\nindex.mp4\n#EXT-X-ENDLIST\n");
         using var reader = new VideoReader();
 
-        var error = await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(playlist));
+        var error = await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.GetMediaInfoAsync(playlist));
 
         Assert.Contains(error.StderrTail, l => l.Contains("not on whitelist", StringComparison.Ordinal));
         await Task.Delay(200);
@@ -51,23 +51,23 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     }
 
     [Fact]
-    public async Task ProbeAsync_FfconcatRenamedMp4_RefusedAlthoughItsTargetIsAVideo()
+    public async Task GetMediaInfoAsync_FfconcatRenamedMp4_RefusedAlthoughItsTargetIsAVideo()
     {
         string list = Path.Combine(videos.Folder, "concat-list.mp4");
         File.WriteAllText(list, "ffconcat version 1.0\nfile index.mp4\nfile solid.mp4\n");
         using var reader = new VideoReader();
-        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.ProbeAsync(list));
+        await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.GetMediaInfoAsync(list));
     }
 
     [Fact]
-    public async Task ProbeAsync_SameFileTwice_SecondComesFromCache()
+    public async Task GetMediaInfoAsync_SameFileTwice_SecondComesFromCache()
     {
         using var reader = new VideoReader();
-        var first = await reader.ProbeAsync(videos.Path("index.mkv"));
+        var first = await reader.GetMediaInfoAsync(videos.Path("index.mkv"));
         var clock = Stopwatch.StartNew();
-        var second = await reader.ProbeAsync(videos.Path("index.mkv"));
+        var second = await reader.GetMediaInfoAsync(videos.Path("index.mkv"));
         Assert.Same(first, second);
-        Assert.True(clock.ElapsedMilliseconds < 50, $"cached probe took {clock.ElapsedMilliseconds} ms");
+        Assert.True(clock.ElapsedMilliseconds < 50, $"cached media took {clock.ElapsedMilliseconds} ms");
     }
 
     [Fact]
@@ -76,18 +76,18 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         using var reader = new VideoReader();
         string path = videos.Path("odd-321x241.mp4");
 
-        var size = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxFileBytes = 100 }));
-        Assert.Equal(VideoLimits.FileSize, size.Limit);
-        var duration = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxDuration = TimeSpan.FromSeconds(0.1) }));
-        Assert.Equal(VideoLimits.Duration, duration.Limit);
-        var pixels = await Assert.ThrowsAsync<VideoLimitExceededException>(() => reader.ProbeAsync(path, new VideoLimits { MaxPixelsPerFrame = 320 * 240 }));
-        Assert.Equal(VideoLimits.PixelsPerFrame, pixels.Limit);
+        var size = await Assert.ThrowsAsync<LimitExceededException>(() => reader.GetMediaInfoAsync(path, new VideoLimits { MaxFileBytes = 100 }));
+        Assert.Equal(Limit.FileSize, size.Limit);
+        var duration = await Assert.ThrowsAsync<LimitExceededException>(() => reader.GetMediaInfoAsync(path, new VideoLimits { MaxDuration = TimeSpan.FromSeconds(0.1) }));
+        Assert.Equal(Limit.Duration, duration.Limit);
+        var pixels = await Assert.ThrowsAsync<LimitExceededException>(() => reader.GetMediaInfoAsync(path, new VideoLimits { MaxPixelsPerFrame = 320 * 240 }));
+        Assert.Equal(Limit.PixelsPerFrame, pixels.Limit);
 
-        var probe = await reader.ProbeAsync(path);
-        var plan = SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(8, 1), 1);
-        var bytes = await Assert.ThrowsAsync<VideoLimitExceededException>(() =>
-            reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, new VideoLimits { MaxDecodedBytes = 321 * 241 * 3 * 8 }));
-        Assert.Equal(VideoLimits.DecodedBytes, bytes.Limit);
+        var media = await reader.GetMediaInfoAsync(path);
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 1), 1);
+        var bytes = await Assert.ThrowsAsync<LimitExceededException>(() =>
+            reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, new VideoLimits { MaxDecodedBytes = 321 * 241 * 3 * 8 }));
+        Assert.Equal(Limit.DecodedBytes, bytes.Limit);
     }
 
     [Fact]
@@ -103,12 +103,12 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     public async Task DecodeAsync_Cancelled_ThrowsAndNoFfmpegOutlivesIt()
     {
         using var reader = new VideoReader();
-        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
-        var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
+        var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
         int pipesBefore = CountPipeFiles();
         using var cancel = new CancellationTokenSource();
 
-        var decode = reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
+        var decode = reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
         await WaitUntil(() => ChildProcesses.Ffmpeg().Count > 0, TimeSpan.FromSeconds(10));
         cancel.Cancel();
 
@@ -122,12 +122,12 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     public async Task DecodeAsync_Timeout_ThrowsTimeoutAndKillsFfmpeg()
     {
         using var reader = new VideoReader();
-        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
-        var plan = new SamplingPlan(probe.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
+        var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
         int pipesBefore = CountPipeFiles();
         var tight = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(50) }; // a request's own, tighter limit
 
-        await Assert.ThrowsAsync<VideoTimeoutException>(() => reader.DecodeAsync(probe, plan, FrameGeometry.FullFrame, tight));
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, tight));
         await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg());
         Assert.Equal(pipesBefore, CountPipeFiles());
@@ -138,9 +138,9 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     {
         using var reader = new VideoReader();
         int pipesBefore = CountPipeFiles();
-        var good = await reader.ProbeAsync(videos.Path("index.mkv"));
+        var good = await reader.GetMediaInfoAsync(videos.Path("index.mkv"));
         await reader.DecodeAsync(good, SamplingPlan.Evaluation(good.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame);
-        var broken = await reader.ProbeAsync(videos.Path("truncated-faststart.mp4"));
+        var broken = await reader.GetMediaInfoAsync(videos.Path("truncated-faststart.mp4"));
         await Assert.ThrowsAsync<CorruptVideoException>(() =>
             reader.DecodeAsync(broken, SamplingPlan.Evaluation(broken.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame));
 
@@ -152,8 +152,8 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     public async Task DecodeAsync_ManyAtOnce_NeverMoreProcessesThanTheCap()
     {
         using var reader = new VideoReader(new VideoReaderOptions { MaxConcurrentProcesses = 2 });
-        var probe = await reader.ProbeAsync(videos.Path("moving-320x240-20s.mp4"));
-        var plans = Enumerable.Range(0, 6).Select(i => SamplingPlan.Evaluation(probe.Grid(), new ClipSpec(8, 2), 1 + i % 3)).ToArray();
+        var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
+        var plans = Enumerable.Range(0, 6).Select(i => SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 2), 1 + i % 3)).ToArray();
         int peak = 0;
         using var stop = new CancellationTokenSource();
         var watcher = Task.Run(async () =>
@@ -165,7 +165,7 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
             }
         });
 
-        var results = await Task.WhenAll(plans.Select(p => reader.DecodeAsync(probe, p, new FrameGeometry(64))));
+        var results = await Task.WhenAll(plans.Select(p => reader.DecodeAsync(media, p, new FrameGeometry(64))));
         await stop.CancelAsync();
         await watcher;
 

@@ -17,10 +17,10 @@ public sealed class CachedVideoTests(TrainingVideos videos) : IDisposable
         string video = Path.Combine(videos.Unlabeled, "a", "video0.mp4");
         var cached = await CachedVideo.OpenOrBuildAsync(reader, video, _cache, new CacheOptions(ShortSide: 40));
 
-        var probe = await reader.ProbeAsync(video);
-        Assert.Equal(probe.Grid().Count, cached.Frames);
+        var media = await reader.GetMediaInfoAsync(video);
+        Assert.Equal(media.Grid().Count, cached.Frames);
         var plan = SamplingPlan.PretrainingPair(cached.Grid, new ClipSpec(8, 2), IntervalDistribution.LinearDecreasing, new Random(4));
-        var decoded = await reader.DecodeAsync(probe, plan with { Grid = probe.Grid() }, new FrameGeometry(40));
+        var decoded = await reader.DecodeAsync(media, plan with { Grid = media.Grid() }, new FrameGeometry(40));
 
         for (int c = 0; c < 2; c++)
         {

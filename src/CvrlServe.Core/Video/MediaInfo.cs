@@ -1,6 +1,6 @@
 namespace CvrlServe.Core.Video;
 
-/// <summary>Where <see cref="VideoProbe.FrameCount"/> came from.</summary>
+/// <summary>Where <see cref="MediaInfo.FrameCount"/> came from.</summary>
 public enum FrameCountSource
 {
     /// <summary>The container states the number of frames (e.g. mp4 <c>nb_frames</c>).</summary>
@@ -23,12 +23,12 @@ public enum FrameCountSource
 /// <param name="StartTime">Timestamp of the first video frame; frame-grid times are relative to it.</param>
 /// <param name="ContainerStartTime">The container's start (the earliest stream); ffmpeg's <c>-ss</c> counts from it.</param>
 /// <param name="Duration">Duration of the video stream (the container's when the stream has none).</param>
-/// <param name="FrameRate">The frame rate we trust (see <see cref="ProbeParser"/>), frames per second.</param>
+/// <param name="FrameRate">The frame rate we trust (see <see cref="MediaInfoParser"/>), frames per second.</param>
 /// <param name="FrameCount">Frames at <see cref="FrameRate"/>: stated by the container or estimated.</param>
 /// <param name="FrameCountSource">Whether <see cref="FrameCount"/> is exact or an estimate.</param>
 /// <param name="IsVariableFrameRate">Average and nominal rates disagree by more than 1 %.</param>
 /// <param name="HasAudio">The file also holds an audio stream (ignored by decoding).</param>
-public sealed record VideoProbe(
+public sealed record MediaInfo(
     string Path,
     long FileBytes,
     string ContainerFormat,

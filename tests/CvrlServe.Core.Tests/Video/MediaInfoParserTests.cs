@@ -3,40 +3,40 @@ using FFMpegCore;
 
 namespace CvrlServe.Core.Tests.Video;
 
-public class ProbeParserTests
+public class MediaInfoParserTests
 {
     private static string Captured(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Video", "Captured", name));
 
     [Fact]
     public void Parse_RotatedMp4_SwapsDisplaySizeAndReadsExactCount()
     {
-        var probe = ProbeParser.Parse(FFProbe.FromJson(Captured("rotated90-h264.mp4.json")), "rot.mp4", 2425);
-        Assert.True(probe.HasVideo);
-        Assert.Equal(90, probe.Rotation);
-        Assert.Equal((48, 64), (probe.Width, probe.Height));
-        Assert.Equal(30, probe.FrameCount);
-        Assert.Equal(FrameCountSource.Container, probe.FrameCountSource);
-        Assert.Equal(25, probe.FrameRate);
-        Assert.Equal("h264", probe.Codec);
-        Assert.Equal("yuv420p", probe.PixelFormat);
+        var media = MediaInfoParser.Parse(FFProbe.FromJson(Captured("rotated90-h264.mp4.json")), "rot.mp4", 2425);
+        Assert.True(media.HasVideo);
+        Assert.Equal(90, media.Rotation);
+        Assert.Equal((48, 64), (media.Width, media.Height));
+        Assert.Equal(30, media.FrameCount);
+        Assert.Equal(FrameCountSource.Container, media.FrameCountSource);
+        Assert.Equal(25, media.FrameRate);
+        Assert.Equal("h264", media.Codec);
+        Assert.Equal("yuv420p", media.PixelFormat);
     }
 
     [Fact]
     public void Parse_Mkv_EstimatesCountFromContainerDuration()
     {
-        var probe = ProbeParser.Parse(FFProbe.FromJson(Captured("h264.mkv.json")), "a.mkv", 2000);
-        Assert.Equal(TimeSpan.FromSeconds(1.2), probe.Duration);
-        Assert.Equal(30, probe.FrameCount);
-        Assert.Equal(FrameCountSource.EstimatedFromDuration, probe.FrameCountSource);
-        Assert.Contains("matroska", probe.ContainerFormat, StringComparison.Ordinal);
+        var media = MediaInfoParser.Parse(FFProbe.FromJson(Captured("h264.mkv.json")), "a.mkv", 2000);
+        Assert.Equal(TimeSpan.FromSeconds(1.2), media.Duration);
+        Assert.Equal(30, media.FrameCount);
+        Assert.Equal(FrameCountSource.EstimatedFromDuration, media.FrameCountSource);
+        Assert.Contains("matroska", media.ContainerFormat, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Parse_AbsurdAverageRate_FallsBackToBaseRate()
     {
         string json = Captured("rotated90-h264.mp4.json").Replace("\"avg_frame_rate\": \"25/1\"", "\"avg_frame_rate\": \"187/1\"", StringComparison.Ordinal);
-        var probe = ProbeParser.Parse(FFProbe.FromJson(json), "rot.mp4", 2425);
-        Assert.Equal(25, probe.FrameRate);
+        var media = MediaInfoParser.Parse(FFProbe.FromJson(json), "rot.mp4", 2425);
+        Assert.Equal(25, media.FrameRate);
     }
 
     [Theory]
@@ -47,7 +47,7 @@ public class ProbeParserTests
     [InlineData(0, 0, 24)]
     public void TrustedFrameRate_PicksASaneRate(double average, double nominal, double expected)
     {
-        Assert.Equal(expected, ProbeParser.TrustedFrameRate(average, nominal, 240, TimeSpan.FromSeconds(10)), 3);
+        Assert.Equal(expected, MediaInfoParser.TrustedFrameRate(average, nominal, 240, TimeSpan.FromSeconds(10)), 3);
     }
 
     [Fact]

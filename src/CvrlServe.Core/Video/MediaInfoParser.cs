@@ -5,15 +5,15 @@ using FFMpegCore;
 namespace CvrlServe.Core.Video;
 
 /// <summary>
-/// Turns ffprobe's analysis into a <see cref="VideoProbe"/>. Pure: tested on captured ffprobe output
+/// Turns ffprobe's analysis into a <see cref="MediaInfo"/>. Pure: tested on captured ffprobe output
 /// (<see cref="FFProbe.FromJson"/>) apart from the process that produced it.
 /// </summary>
-public static class ProbeParser
+public static class MediaInfoParser
 {
     private const double MinSaneFps = 0.1;
     private const double MaxSaneFps = 300;
 
-    public static VideoProbe Parse(IMediaAnalysis analysis, string path, long fileBytes)
+    public static MediaInfo Parse(IMediaAnalysis analysis, string path, long fileBytes)
     {
         ArgumentNullException.ThrowIfNull(analysis);
         string format = analysis.Format?.FormatName ?? "";
@@ -21,7 +21,7 @@ public static class ProbeParser
         var video = analysis.VideoStreams.FirstOrDefault(s => !IsAttachedPicture(s));
         if (video is null || video.Width is not > 0 || video.Height is not > 0)
         {
-            return new VideoProbe(path, fileBytes, format, false, "", "", 0, 0, 0, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, 0, 0,
+            return new MediaInfo(path, fileBytes, format, false, "", "", 0, 0, 0, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, 0, 0,
                 FrameCountSource.EstimatedFromDuration, false, hasAudio);
         }
 
@@ -49,7 +49,7 @@ public static class ProbeParser
             // Floor, not round: an estimate one frame too high would ask ffmpeg for a frame that is not there.
             : ((long)Math.Max(1, Math.Floor(duration.TotalSeconds * fps + 1e-6)), FrameCountSource.EstimatedFromDuration);
 
-        return new VideoProbe(path, fileBytes, format, true, video.CodecName ?? "", video.PixelFormat ?? "",
+        return new MediaInfo(path, fileBytes, format, true, video.CodecName ?? "", video.PixelFormat ?? "",
             width, height, rotation, start, containerStart, duration, fps, frames, source, variable, hasAudio);
     }
 
