@@ -49,6 +49,27 @@ public sealed record EncoderManifest
 
     public required Provenance Provenance { get; init; }
 
+    /// <summary>
+    /// The identity of the embedding space, lower-case hex: SHA-256 over the ONNX file's SHA-256 and the
+    /// canonical JSON of the preprocessing (<see cref="PreprocessingJson"/>). Two exports of one checkpoint
+    /// with other views are different spaces; what a request may choose (clip count, per-clip output) is
+    /// not part of it. Embeddings, probes and feature caches carry it and are checked against it.
+    /// </summary>
+    [JsonIgnore]
+    public string ModelId => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{EncoderSha256.ToLowerInvariant()}\n{PreprocessingJson()}")));
+
+    /// <summary>
+    /// Everything that decides what the encoder sees, in a fixed key order with invariant number
+    /// formatting: frames, stride or target fps, short side, crop size and mode, interpolation, value
+    /// range and normalization.
+    /// </summary>
+    public string PreprocessingJson()
+    {
+        static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        static string List(float[] values) => "[" + string.Join(",", values.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]";
+        return $$"""{"frames":{{View.Frames}},"stride":{{View.Stride}},"targetFps":{{(View.TargetFps is { } fps ? F(fps) : "null")}},"shortSide":{{View.ShortSide}},"cropSize":{{View.CropSize}},"cropMode":"{{View.CropMode}}","interpolation":"{{View.Interpolation}}","valueMin":{{List([Values.Min])}},"valueMax":{{List([Values.Max])}},"mean":{{List(Values.Mean)}},"std":{{List(Values.Std)}}}""";
+    }
+
     /// <summary>Reads and validates <c>encoder.json</c> in <paramref name="folder"/>.</summary>
     public static EncoderManifest Load(string folder)
     {
