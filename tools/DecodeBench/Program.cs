@@ -28,10 +28,8 @@ var geometry = new FrameGeometry(128);
 var plan = SamplingPlan.Evaluation(media.Grid(), clip, 10);
 var command = DecodeCommand.Build(media, plan, geometry, reader.Options.AllowedFormats, seek: true, reader.Options.SeekGapSeconds);
 string shell = command.ToShellCommand("ffmpeg") + " > /dev/null";
-string viaFFMpegCore = command.ToProcessor(new FFMpegCore.Pipes.StreamPipeSink(Stream.Null) { Format = "rawvideo" }).Arguments;
 Console.WriteLine($"Video: {media.Width}x{media.Height}, {media.FrameRate} fps, {media.FrameCount} frames; plan: 10 clips x 16 frames, stride 2 -> {command.Width}x{command.Height}");
 Console.WriteLine($"bash runs ({command.Inputs.Count} inputs): {shell}");
-Console.WriteLine($"FFMpegCore runs: ffmpeg {viaFFMpegCore}");
 
 // Same frames both ways?
 var ours = await reader.DecodeAsync(media, plan, geometry);

@@ -53,7 +53,10 @@ public sealed class VideoEmbedder(VideoReader reader)
     {
         ArgumentNullException.ThrowIfNull(model);
         var clock = Stopwatch.StartNew();
-        var decoded = await reader.DecodeAsync(media, plan, geometry, limits, cancellationToken);
+        // Frames, views and their float tensors are reserved before anything is allocated, and held
+        // until the encoder has run: the batcher reads the tensors in place.
+        using var reservation = await reader.ReserveAsync(reader.EstimateBytes(media, plan, geometry, withFloatTensors: true, limits), cancellationToken);
+        var decoded = await reader.DecodeAsync(media, plan, geometry, limits, reservation, cancellationToken);
         var normalization = model.Manifest.Normalization();
         var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
         var decodeTime = clock.Elapsed;

@@ -1,31 +1,37 @@
 using System.Globalization;
 using System.Text;
-using FFMpegCore;
-using FFMpegCore.Pipes;
 
 namespace CvrlServe.Core.Video;
 
 /// <summary>One ffmpeg input: the options that go before its <c>-i</c>, and the file.</summary>
-public sealed record DecodeInput(string Options, string Path);
+public sealed record DecodeInput(IReadOnlyList<string> Options, string Path);
 
 /// <summary>
 /// An ffmpeg invocation that writes the frames of a plan as raw rgb24, ascending frame index, each
-/// distinct frame once. Built by <see cref="DecodeCommand.Build"/>, a pure function tested on its own; the
-/// benchmark runs the same text from bash.
+/// distinct frame once. Each output frame holds <see cref="Tiles"/> crops side by side
+/// (<see cref="TileWidth"/> × <see cref="TileHeight"/> each): ffmpeg resizes, converts to rgb24 and crops,
+/// so only the pixels the views use cross the pipe. Built by <see cref="Build"/>, a pure function tested
+/// on its own; <see cref="Arguments"/> is the argument list, passed to the process item by item.
 /// </summary>
-public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string OutputOptions, int Frames, int Width, int Height)
+public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string FilterGraph, int Frames, int Tiles, int TileWidth, int TileHeight)
 {
-    /// <summary>Options every run gets: quiet logs, no stdin, original timestamps (frame selection uses them).</summary>
-    public const string GlobalOptions = "-nostdin -v error -copyts";
+    /// <summary>Width of one output frame: the tiles side by side.</summary>
+    public int Width => Tiles * TileWidth;
+
+    public int Height => TileHeight;
+
+    /// <summary>rgb24 bytes of one output frame.</summary>
+    public long FrameBytes => (long)Width * Height * 3;
 
     /// <summary>rgb24 bytes ffmpeg must write.</summary>
-    public long ExpectedBytes => (long)Frames * Width * Height * 3;
+    public long ExpectedBytes => Frames * FrameBytes;
 
     /// <summary>
     /// The command for one video. With <paramref name="seek"/>, frames closer together than
     /// <paramref name="seekGapSeconds"/> are read in one pass and each further run of frames is a separate
-    /// input that seeks to it (<c>-ss</c> before <c>-i</c>): all runs in one process, joined by concat.
-    /// Without, one input decodes from the start: the fallback when a seek returns too little.
+    /// input that seeks to a second before it (<c>-ss</c> before <c>-i</c>, so the picture on screen at the
+    /// run's first slot is decoded even after a gap in a variable-rate video): all runs in one process,
+    /// joined by concat. Without, one input decodes from the start: the fallback when a seek returns too little.
     /// </summary>
     public static DecodeCommand Build(
         MediaInfo media,
@@ -38,32 +44,49 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
         ArgumentNullException.ThrowIfNull(media);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(geometry);
+        ArgumentNullException.ThrowIfNull(allowedFormats);
         var grid = plan.Grid;
         int[] frames = plan.DistinctFrames();
         if (frames.Length == 0 || frames[0] < 0 || frames[^1] >= grid.Count)
         {
-            throw new ArgumentException($"The plan's frames must lie in [0, {grid.Count}).", nameof(plan));
+            throw new InvalidRequestException($"The plan's frames must lie in [0, {grid.Count}).");
         }
 
         var (width, height) = geometry.ResizedSize(media.Width, media.Height);
+        var crops = geometry.Crops(width, height);
         int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(seekGapSeconds * grid.Rate)) : int.MaxValue;
         var segments = Segments(frames, maxGap);
 
-        string safety = $"-protocol_whitelist file,pipe -format_whitelist {string.Join(',', allowedFormats)}";
+        string[] safety = ["-protocol_whitelist", "file", "-format_whitelist", string.Join(',', allowedFormats)];
         // -ss counts from the container's start; frame i of the grid is shown at the video's start + i/R.
         double lead = (media.StartTime - media.ContainerStartTime).TotalSeconds;
+        string rate = Number(grid.Rate);
+        string path = "file:" + System.IO.Path.GetFullPath(media.Path);
         var inputs = new List<DecodeInput>(segments.Count);
         var graph = new StringBuilder();
         for (int i = 0; i < segments.Count; i++)
         {
             int[] run = segments[i];
-            // Half a frame either side of the run: the first kept frame is exactly run[0], jitter included.
-            double from = run[0] == 0 || !seek ? 0 : lead + (run[0] - 0.5) / grid.Rate;
+            // A second before the run, so that the picture on screen at its first slot (which may have
+            // started before the slot, in a variable-rate video) is decoded; select drops the rest.
+            double from = seek ? Math.Max(0, lead + run[0] / grid.Rate - SeekMarginSeconds) : 0;
             double until = lead + (run[^1] + 1) / grid.Rate;
-            string ss = from > 0 ? $"-ss {Seconds(from)} " : "";
-            inputs.Add(new DecodeInput($"{ss}-t {Seconds(until - from)} {safety}", media.Path));
+            var options = new List<string>();
+            if (from > 0)
+            {
+                options.AddRange(["-ss", Seconds(from)]);
+            }
+
+            options.AddRange(["-t", Seconds(until - from), .. safety]);
+            inputs.Add(new DecodeInput(options, path));
+
+            // From the start, fps begins at the grid's start: a slot before the first picture holds the
+            // first picture (some files' first frame comes a frame late). After a seek it begins at the
+            // first frame decoded; either way a slot in a gap holds the picture before it.
+            string start = from > 0 ? "" : $":start_time={Seconds(grid.StartTime.TotalSeconds)}";
             graph.Append(CultureInfo.InvariantCulture,
-                $"[{i}:v]fps={Number(grid.Rate)},select='{SelectExpression(run, grid)}',scale={width}:{height}:flags={geometry.ScaleFlags},format=rgb24");
+                $"[{i}:v]fps=fps={rate}{start},select='{SelectExpression(run, grid)}',scale={width}:{height}:flags={geometry.ScaleFlags},format=rgb24");
+            AppendCrops(graph, crops, width, height, i);
             graph.Append(segments.Count == 1 ? "[out]" : $"[v{i}];");
         }
 
@@ -77,34 +100,29 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
             graph.Append(CultureInfo.InvariantCulture, $"concat=n={segments.Count}:v=1:a=0[out]");
         }
 
-        string output = $"-filter_complex \"{graph}\" -map \"[out]\" -fps_mode passthrough -pix_fmt rgb24";
-        return new DecodeCommand(inputs, output, frames.Length, width, height);
+        return new DecodeCommand(inputs, graph.ToString(), frames.Length, crops.Count, crops[0].Width, crops[0].Height);
     }
 
-    /// <summary>The command as FFMpegCore runs it, writing into <paramref name="sink"/>.</summary>
-    public FFMpegArgumentProcessor ToProcessor(IPipeSink sink)
-    {
-        var first = Inputs[0];
-        var arguments = FFMpegArguments.FromFileInput(first.Path, false, o => o.WithCustomArgument($"{GlobalOptions} {first.Options}"));
-        foreach (var input in Inputs.Skip(1))
-        {
-            arguments = arguments.AddFileInput(input.Path, false, o => o.WithCustomArgument(input.Options));
-        }
+    /// <summary>How far before a run a seeking input starts.</summary>
+    public const double SeekMarginSeconds = 1.0;
 
-        return arguments.OutputToPipe(sink, o => o.WithCustomArgument(OutputOptions));
-    }
-
-    /// <summary>The same command line for bash, writing raw frames to stdout.</summary>
-    public string ToShellCommand(string ffmpeg)
+    /// <summary>The full argument list after the ffmpeg binary: raw rgb24 frames to stdout.</summary>
+    public IReadOnlyList<string> Arguments()
     {
-        var text = new StringBuilder(ffmpeg).Append(' ').Append(GlobalOptions);
+        var arguments = new List<string> { "-nostdin", "-hide_banner", "-v", "error", "-copyts" };
         foreach (var input in Inputs)
         {
-            text.Append(' ').Append(input.Options).Append(" -i '").Append(input.Path.Replace("'", "'\\''", StringComparison.Ordinal)).Append('\'');
+            arguments.AddRange(input.Options);
+            arguments.AddRange(["-i", input.Path]);
         }
 
-        return text.Append(' ').Append(OutputOptions).Append(" -f rawvideo pipe:1").ToString();
+        arguments.AddRange(["-filter_complex", FilterGraph, "-map", "[out]", "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
+        return arguments;
     }
+
+    /// <summary>The same command line for bash (each argument single-quoted), writing raw frames to stdout.</summary>
+    public string ToShellCommand(string ffmpeg) =>
+        string.Join(' ', new[] { ffmpeg }.Concat(Arguments()).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
 
     /// <summary>Splits ascending frames into runs whose neighbours are at most <paramref name="maxGap"/> apart.</summary>
     internal static List<int[]> Segments(int[] frames, int maxGap)
@@ -144,6 +162,41 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Out
         }
 
         return string.Join('+', run.Select(k => $"eq({slot},{k})"));
+    }
+
+    /// <summary>Crops in rgb24 (exact to the pixel, no chroma alignment); several crops are stacked side by side.</summary>
+    private static void AppendCrops(StringBuilder graph, IReadOnlyList<CropBox> crops, int width, int height, int segment)
+    {
+        static string Crop(CropBox b) => $"crop={b.Width}:{b.Height}:{b.X}:{b.Y}:exact=1";
+        if (crops.Count == 1)
+        {
+            var box = crops[0];
+            if (box != new CropBox(0, 0, width, height))
+            {
+                graph.Append(',').Append(Crop(box));
+            }
+
+            return;
+        }
+
+        graph.Append(CultureInfo.InvariantCulture, $",split={crops.Count}");
+        for (int k = 0; k < crops.Count; k++)
+        {
+            graph.Append(CultureInfo.InvariantCulture, $"[s{segment}_{k}]");
+        }
+
+        for (int k = 0; k < crops.Count; k++)
+        {
+            graph.Append(CultureInfo.InvariantCulture, $";[s{segment}_{k}]{Crop(crops[k])}[c{segment}_{k}]");
+        }
+
+        graph.Append(';');
+        for (int k = 0; k < crops.Count; k++)
+        {
+            graph.Append(CultureInfo.InvariantCulture, $"[c{segment}_{k}]");
+        }
+
+        graph.Append(CultureInfo.InvariantCulture, $"hstack=inputs={crops.Count}");
     }
 
     private static string Seconds(double seconds) => seconds.ToString("0.######", CultureInfo.InvariantCulture);

@@ -14,8 +14,8 @@ public sealed record DecodedClip(int Clip, int Crop, IReadOnlyList<int> Frames, 
     public ReadOnlySpan<byte> Frame(int t) => Rgb.AsSpan(t * Width * Height * 3, Width * Height * 3);
 }
 
-/// <summary>How a decode went: processes run, whether the fallback was needed, elapsed time.</summary>
-public sealed record DecodeStats(int Processes, bool UsedFallback, int FramesDecoded, TimeSpan Elapsed);
+/// <summary>How a decode went: processes run, whether the fallback was needed, frames filled at the tail, elapsed time.</summary>
+public sealed record DecodeStats(int Processes, bool UsedFallback, int FramesDecoded, int FilledTailFrames, TimeSpan Elapsed);
 
 /// <summary>All views decoded from one video, clip-major then crop.</summary>
 public sealed record DecodedVideo(MediaInfo Probe, IReadOnlyList<DecodedClip> Views, DecodeStats Stats);

@@ -55,7 +55,7 @@ public sealed record FrameGeometry(
 
         if (side < 1)
         {
-            throw new InvalidOperationException($"The short side must be positive (got {side}).");
+            throw new InvalidRequestException($"The short side must be positive (got {side}).");
         }
 
         return width <= height
@@ -73,7 +73,7 @@ public sealed record FrameGeometry(
 
         if (CropSize < 1 || CropSize > Math.Min(width, height))
         {
-            throw new InvalidOperationException($"A {CropSize}×{CropSize} crop does not fit a {width}×{height} frame.");
+            throw new InvalidRequestException($"A {CropSize}×{CropSize} crop does not fit a {width}×{height} frame.");
         }
 
         int c = CropSize;

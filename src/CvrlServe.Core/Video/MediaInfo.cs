@@ -6,7 +6,10 @@ public enum FrameCountSource
     /// <summary>The container states the number of frames (e.g. mp4 <c>nb_frames</c>).</summary>
     Container,
 
-    /// <summary>Estimated as duration × frame rate; mkv/webm and many streams state no count.</summary>
+    /// <summary>
+    /// Estimated as duration × frame rate: mkv/webm and many streams state no count, and a stated count
+    /// that disagrees with duration × rate is not believed.
+    /// </summary>
     EstimatedFromDuration,
 }
 
@@ -27,7 +30,6 @@ public enum FrameCountSource
 /// <param name="FrameCount">Frames at <see cref="FrameRate"/>: stated by the container or estimated.</param>
 /// <param name="FrameCountSource">Whether <see cref="FrameCount"/> is exact or an estimate.</param>
 /// <param name="IsVariableFrameRate">Average and nominal rates disagree by more than 1 %.</param>
-/// <param name="HasAudio">The file also holds an audio stream (ignored by decoding).</param>
 public sealed record MediaInfo(
     string Path,
     long FileBytes,
@@ -44,8 +46,7 @@ public sealed record MediaInfo(
     double FrameRate,
     long FrameCount,
     FrameCountSource FrameCountSource,
-    bool IsVariableFrameRate,
-    bool HasAudio)
+    bool IsVariableFrameRate)
 {
     /// <summary>
     /// The frame grid sampling works on. With <paramref name="targetFps"/> null, the video's own frames
@@ -56,21 +57,21 @@ public sealed record MediaInfo(
     {
         if (!HasVideo)
         {
-            throw new UnsupportedMediaException($"'{System.IO.Path.GetFileName(Path)}' has no video stream.");
+            throw new UnsupportedMediaException("The file has no video stream.", detail: $"'{Path}' has no video stream");
         }
 
         if (targetFps is not { } fps)
         {
-            return new FrameGrid(FrameRate, (int)Math.Max(1, FrameCount), StartTime);
+            return new FrameGrid(FrameRate, (int)Math.Clamp(FrameCount, 1, MediaInfoParser.MaxFrames), StartTime);
         }
 
         if (!(fps > 0 && fps <= 1000))
         {
-            throw new ArgumentOutOfRangeException(nameof(targetFps), fps, "The target frame rate must be in (0, 1000].");
+            throw new InvalidRequestException($"The target frame rate must be in (0, 1000] (got {fps}).");
         }
 
-        long count = (long)Math.Floor(Duration.TotalSeconds * fps + 1e-6);
-        return new FrameGrid(fps, (int)Math.Clamp(count, 1, int.MaxValue), StartTime);
+        double count = Math.Floor(Duration.TotalSeconds * fps + 1e-6);
+        return new FrameGrid(fps, (int)Math.Clamp(count, 1, MediaInfoParser.MaxFrames), StartTime);
     }
 }
 

@@ -1,39 +1,48 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using FFMpegCore;
-using FFMpegCore.Exceptions;
+using System.Text;
 
 namespace CvrlServe.Core.Video;
 
 /// <summary>
-/// The one way the project reads video: media a file, then decode a <see cref="SamplingPlan"/> at a
-/// <see cref="FrameGeometry"/> into rgb24 views. Thread-safe; a server holds one instance so the cap on
-/// concurrent ffmpeg processes holds across requests.
+/// The one way the project reads video: read a file's media information, then decode a
+/// <see cref="SamplingPlan"/> at a <see cref="FrameGeometry"/> into rgb24 views. Thread-safe; a server
+/// holds one instance, so its cap on concurrent ffmpeg processes and its decoded-memory budget hold
+/// across requests. ffprobe and ffmpeg run through <see cref="ToolProcess"/> (arguments as a list, files
+/// named <c>file:/absolute/path</c>), so no file name can become an option, a protocol or a concat list.
 /// </summary>
 public sealed class VideoReader : IDisposable
 {
     private readonly VideoReaderOptions _options;
     private readonly SemaphoreSlim _processSlots;
-    private readonly FFOptions _ffOptions;
-    private readonly ConcurrentDictionary<(string Path, long Bytes, DateTime Modified), MediaInfo> _probes = new();
+    private readonly string _ffmpeg;
+    private readonly string _ffprobe;
+    private readonly ConcurrentDictionary<(string Path, long Bytes, DateTime Modified), MediaInfo> _media = new();
 
     public VideoReader(VideoReaderOptions? options = null)
     {
         _options = options ?? new VideoReaderOptions();
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxConcurrentProcesses, 1);
+        _options.Validate();
         _processSlots = new SemaphoreSlim(_options.MaxConcurrentProcesses, _options.MaxConcurrentProcesses);
-        _ffOptions = new FFOptions { BinaryFolder = _options.BinaryFolder ?? "", UseCache = false };
+        MemoryBudget = new MemoryBudget(_options.DecodedMemoryBudgetBytes, _options.MaxWaitingDecodes);
+        _ffmpeg = _options.BinaryFolder is { } folder ? Path.Combine(folder, "ffmpeg") : "ffmpeg";
+        _ffprobe = _options.BinaryFolder is { } f ? Path.Combine(f, "ffprobe") : "ffprobe";
     }
 
     public VideoReaderOptions Options => _options;
 
+    /// <summary>The decoded-memory budget every decode of this reader reserves from.</summary>
+    public MemoryBudget MemoryBudget { get; }
+
     /// <summary>
-    /// Probes <paramref name="path"/> (cached by path, size and modification time) and checks the file
-    /// size, duration and frame size against the limits. Audio-only files come back with
-    /// <see cref="MediaInfo.HasVideo"/> false; decoding them is an <see cref="UnsupportedMediaException"/>.
+    /// Reads the media information of <paramref name="path"/> (cached by path, size and modification
+    /// time) and checks the file size, duration, frame size and aspect ratio against the limits.
+    /// Audio-only files come back with <see cref="MediaInfo.HasVideo"/> false; decoding them is an
+    /// <see cref="UnsupportedMediaException"/>. A missing file is a <see cref="VideoNotFoundException"/>.
     /// </summary>
     public async Task<MediaInfo> GetMediaInfoAsync(string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(path);
         var effective = _options.Limits.Tighten(limits);
         var file = new FileInfo(path);
         if (!file.Exists)
@@ -43,20 +52,20 @@ public sealed class VideoReader : IDisposable
 
         if (file.Length == 0)
         {
-            throw new UnsupportedMediaException($"'{file.Name}' is empty.");
+            throw new UnsupportedMediaException("The file is empty.", detail: $"'{file.FullName}' is empty");
         }
 
         effective.CheckFile(file.Length);
         var key = (file.FullName, file.Length, file.LastWriteTimeUtc);
-        if (!_probes.TryGetValue(key, out var media))
+        if (!_media.TryGetValue(key, out var media))
         {
-            media = await RunProbeAsync(file, effective.ProcessTimeout, cancellationToken);
-            if (_probes.Count >= _options.ProbeCacheCapacity)
+            media = await RunFfprobeAsync(file, effective.ProcessTimeout, cancellationToken);
+            if (_media.Count >= _options.MediaInfoCacheCapacity)
             {
-                _probes.Clear();
+                _media.Clear();
             }
 
-            _probes[key] = media;
+            _media[key] = media;
         }
 
         if (media.HasVideo)
@@ -68,15 +77,42 @@ public sealed class VideoReader : IDisposable
     }
 
     /// <summary>
-    /// Decodes every view of <paramref name="plan"/>. Frames are read in one ffmpeg process (seeking
-    /// to each distant run of frames); if that returns fewer bytes than the plan needs, the frames are
-    /// read once more by decoding from the start, and if that is short too the video is corrupt.
+    /// Bytes a decode of <paramref name="plan"/> at <paramref name="geometry"/> holds at its peak: ffmpeg's
+    /// output and the views cut from it, plus float32 tensors of every view when
+    /// <paramref name="withFloatTensors"/> (what an embedder makes of them). Reserve this before decoding.
+    /// Checks the limits as <see cref="DecodeAsync"/> will, so nothing waits for memory it may not use.
+    /// </summary>
+    public long EstimateBytes(MediaInfo media, SamplingPlan plan, FrameGeometry geometry, bool withFloatTensors, VideoLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(media);
+        var effective = _options.Limits.Tighten(limits);
+        effective.CheckMedia(media);
+        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false);
+        long viewValues = ViewBytes(plan, command);
+        effective.CheckDecodedBytes(command.ExpectedBytes + viewValues);
+        return command.ExpectedBytes + viewValues + (withFloatTensors ? viewValues * sizeof(float) : 0);
+    }
+
+    /// <summary>Reserves decoded memory (see <see cref="Video.MemoryBudget"/>): wait, or be refused as overloaded.</summary>
+    public Task<MemoryReservation> ReserveAsync(long bytes, CancellationToken cancellationToken = default) =>
+        MemoryBudget.ReserveAsync(bytes, cancellationToken);
+
+    /// <summary>
+    /// Decodes every view of <paramref name="plan"/>. Frames are read in one ffmpeg process (seeking to each
+    /// distant run of frames); if that returns fewer bytes than the plan needs, they are read once more
+    /// from the start. A slot in a gap of a variable-rate video holds the picture before the gap. If frames
+    /// are still missing and all of them lie in the video's last max(2 frames, 0.5 s), they are filled
+    /// with the last delivered frame and counted in <see cref="DecodeStats.FilledTailFrames"/>; any other
+    /// shortfall is a <see cref="CorruptVideoException"/>. Memory is reserved before anything is allocated
+    /// or any ffmpeg slot is awaited: from <paramref name="reservation"/> when the caller holds one (it must
+    /// cover <see cref="EstimateBytes"/>), else for the duration of this call.
     /// </summary>
     public async Task<DecodedVideo> DecodeAsync(
         MediaInfo media,
         SamplingPlan plan,
         FrameGeometry geometry,
         VideoLimits? limits = null,
+        MemoryReservation? reservation = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(media);
@@ -84,7 +120,7 @@ public sealed class VideoReader : IDisposable
         ArgumentNullException.ThrowIfNull(geometry);
         if (!media.HasVideo)
         {
-            throw new UnsupportedMediaException($"'{Path.GetFileName(media.Path)}' has no video stream.");
+            throw new UnsupportedMediaException("The file has no video stream.", detail: $"'{media.Path}' has no video stream");
         }
 
         var effective = _options.Limits.Tighten(limits);
@@ -93,108 +129,146 @@ public sealed class VideoReader : IDisposable
 
         var clock = Stopwatch.StartNew();
         var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds);
-        var crops = geometry.Crops(command.Width, command.Height);
-        long viewBytes = plan.Clips.Sum(c => (long)c.Frames.Count) * crops.Sum(b => (long)b.Width * b.Height * 3);
-        effective.CheckDecodedBytes(command.ExpectedBytes + viewBytes);
+        long needed = command.ExpectedBytes + ViewBytes(plan, command);
+        effective.CheckDecodedBytes(needed);
         if (command.ExpectedBytes > Array.MaxLength)
         {
             throw new LimitExceededException(Limit.DecodedBytes, command.ExpectedBytes, Array.MaxLength);
         }
 
+        if (reservation is not null && reservation.Bytes < needed)
+        {
+            throw new ArgumentException($"The reservation holds {reservation.Bytes} bytes; this decode needs {needed}.", nameof(reservation));
+        }
+
+        using var own = reservation is null ? await MemoryBudget.ReserveAsync(needed, cancellationToken) : null;
         var frames = new byte[command.ExpectedBytes];
-        var (written, stderr) = await RunDecodeAsync(command, frames, effective.ProcessTimeout, cancellationToken);
+        var (written, stderr) = await RunFfmpegAsync(command, frames, effective.ProcessTimeout, cancellationToken);
         int processes = 1;
         bool fallback = false;
-        if (written != command.ExpectedBytes && command.Inputs.Any(i => i.Options.StartsWith("-ss", StringComparison.Ordinal)))
+        if (written != command.ExpectedBytes && command.Inputs.Any(i => i.Options.Contains("-ss")))
         {
-            // ffmpeg can exit 0 yet return too little after an input-side seek (engineering notes).
+            // A seek can return too little (engineering notes), and a short read after seeking cannot tell
+            // which run fell short: read everything once more from the start.
             var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false);
-            (written, stderr) = await RunDecodeAsync(fromStart, frames, effective.ProcessTimeout, cancellationToken);
+            (written, stderr) = await RunFfmpegAsync(fromStart, frames, effective.ProcessTimeout, cancellationToken);
             processes++;
             fallback = true;
         }
 
+        int filled = 0;
         if (written != command.ExpectedBytes)
         {
-            long frameBytes = (long)command.Width * command.Height * 3;
-            throw new CorruptVideoException(
-                $"ffmpeg returned {written / frameBytes} of the {command.Frames} frames asked of '{Path.GetFileName(media.Path)}' " +
-                $"({written} bytes, expected {command.ExpectedBytes}): the video is truncated or corrupt.", stderr);
+            filled = FillTail(plan, command, frames, written, media, stderr);
         }
 
-        var views = CutViews(plan, command, crops, frames);
-        return new DecodedVideo(media, views, new DecodeStats(processes, fallback, command.Frames, clock.Elapsed));
+        var views = CutViews(plan, command, frames);
+        return new DecodedVideo(media, views, new DecodeStats(processes, fallback, command.Frames, filled, clock.Elapsed));
     }
 
     public void Dispose() => _processSlots.Dispose();
 
-    private static DecodedClip[] CutViews(SamplingPlan plan, DecodeCommand command, IReadOnlyList<CropBox> crops, byte[] frames)
+    /// <summary>Most missing frames at the end of a video that are filled rather than refused: max(2 frames, 0.5 s).</summary>
+    public static int TailAllowance(FrameGrid grid)
+    {
+        ArgumentNullException.ThrowIfNull(grid);
+        return Math.Max(2, (int)Math.Ceiling(0.5 * grid.Rate));
+    }
+
+    private static long ViewBytes(SamplingPlan plan, DecodeCommand command) =>
+        plan.Clips.Sum(c => (long)c.Frames.Count) * command.Tiles * command.TileWidth * command.TileHeight * 3;
+
+    /// <summary>
+    /// ffmpeg's fps filter ends at the last picture, so a grid that runs past it (a lying duration, the
+    /// rounding of a variable-rate stream) comes up short at the end: frames are delivered in ascending
+    /// slot order, so the missing ones are the plan's last. Those within the tail allowance get the last
+    /// delivered picture (what stays on screen); anything else means the video is corrupt.
+    /// </summary>
+    private static int FillTail(SamplingPlan plan, DecodeCommand command, byte[] frames, long written, MediaInfo media, IReadOnlyList<string> stderr)
     {
         int[] distinct = plan.DistinctFrames();
-        int frameBytes = command.Width * command.Height * 3;
-        var views = new DecodedClip[plan.Clips.Count * crops.Count];
+        int delivered = (int)Math.Min(written / command.FrameBytes, distinct.Length);
+        int allowance = TailAllowance(plan.Grid);
+        bool tailOnly = written < command.ExpectedBytes && delivered >= 1 && distinct[delivered] >= plan.Grid.Count - allowance;
+        if (!tailOnly)
+        {
+            throw new CorruptVideoException(
+                $"The video is truncated or corrupt: {delivered} of the {command.Frames} frames asked could be decoded.", stderr,
+                $"'{media.Path}': ffmpeg wrote {written} bytes, expected {command.ExpectedBytes}; grid {plan.Grid.Count} frames at {plan.Grid.Rate} fps");
+        }
+
+        int frameBytes = (int)command.FrameBytes;
+        var last = frames.AsSpan((delivered - 1) * frameBytes, frameBytes);
+        for (int i = delivered; i < distinct.Length; i++)
+        {
+            last.CopyTo(frames.AsSpan(i * frameBytes, frameBytes));
+        }
+
+        return distinct.Length - delivered;
+    }
+
+    private static DecodedClip[] CutViews(SamplingPlan plan, DecodeCommand command, byte[] frames)
+    {
+        int[] distinct = plan.DistinctFrames();
+        int frameBytes = (int)command.FrameBytes;
+        int tileRow = command.TileWidth * 3;
+        int frameRow = command.Width * 3;
+        int tileBytes = tileRow * command.TileHeight;
+        var views = new DecodedClip[plan.Clips.Count * command.Tiles];
         for (int c = 0; c < plan.Clips.Count; c++)
         {
             var clip = plan.Clips[c];
             var start = plan.Grid.TimeOf(clip.Frames[0]);
             var end = plan.Grid.TimeOf(clip.Frames[^1] + 1);
-            for (int k = 0; k < crops.Count; k++)
+            for (int k = 0; k < command.Tiles; k++)
             {
-                var box = crops[k];
-                int rowBytes = box.Width * 3;
-                var rgb = new byte[clip.Frames.Count * box.Height * rowBytes];
+                var rgb = new byte[clip.Frames.Count * tileBytes];
                 for (int t = 0; t < clip.Frames.Count; t++)
                 {
-                    int source = Array.BinarySearch(distinct, clip.Frames[t]) * frameBytes;
-                    for (int y = 0; y < box.Height; y++)
+                    int source = Array.BinarySearch(distinct, clip.Frames[t]) * frameBytes + k * tileRow;
+                    for (int y = 0; y < command.TileHeight; y++)
                     {
-                        Buffer.BlockCopy(frames, source + ((box.Y + y) * command.Width + box.X) * 3, rgb, (t * box.Height + y) * rowBytes, rowBytes);
+                        Buffer.BlockCopy(frames, source + y * frameRow, rgb, t * tileBytes + y * tileRow, tileRow);
                     }
                 }
 
-                views[c * crops.Count + k] = new DecodedClip(c, k, clip.Frames, start, end, box.Width, box.Height, rgb);
+                views[c * command.Tiles + k] = new DecodedClip(c, k, clip.Frames, start, end, command.TileWidth, command.TileHeight, rgb);
             }
         }
 
         return views;
     }
 
-    private async Task<MediaInfo> RunProbeAsync(FileInfo file, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<MediaInfo> RunFfprobeAsync(FileInfo file, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        string safety = $"-protocol_whitelist file,pipe -format_whitelist {string.Join(',', _options.AllowedFormats)}";
-        IMediaAnalysis analysis;
+        string[] arguments =
+        [
+            "-hide_banner", "-v", "error", "-of", "json",
+            "-protocol_whitelist", "file", "-format_whitelist", string.Join(',', _options.AllowedFormats),
+            "-select_streams", "V:0", "-show_entries", MediaInfoParser.Entries,
+            "-i", "file:" + file.FullName,
+        ];
+        byte[] json = [];
+        ToolResult result;
         await _processSlots.WaitAsync(cancellationToken);
         try
         {
-            using var deadline = new CancellationTokenSource(timeout);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-            try
-            {
-                analysis = await FFProbe.AnalyseAsync(file.FullName, _ffOptions, safety, linked.Token);
-            }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                throw new DeadlineExceededException($"Probing '{file.Name}'", timeout);
-            }
-            catch (FFProbeProcessException e)
-            {
-                throw FfmpegErrors.ClassifyProbeFailure(file.Name, await ReadHeadAsync(file, cancellationToken), e.StandardError, e);
-            }
-            catch (FFMpegException e)
-            {
-                throw new UnsupportedMediaException($"'{file.Name}' could not be probed.", null, e.Message, e);
-            }
-            catch (System.Text.Json.JsonException e)
-            {
-                throw new UnsupportedMediaException($"'{file.Name}' could not be probed: ffprobe's output was unreadable.", null, null, e);
-            }
+            result = await ToolProcess.RunAsync(_ffprobe, arguments, async (stdout, token) =>
+                json = await ToolProcess.ReadCappedAsync(stdout, _options.MaxMediaInfoBytes, () => new UnsupportedMediaException(
+                    "The file's metadata is too large to read.", null, $"ffprobe wrote more than {_options.MaxMediaInfoBytes} bytes for '{file.FullName}'"), token),
+                timeout, "Reading the video's media information", cancellationToken);
         }
         finally
         {
             _processSlots.Release();
         }
 
-        return MediaInfoParser.Parse(analysis, file.FullName, file.Length);
+        if (result.ExitCode != 0)
+        {
+            throw FfmpegErrors.ClassifyProbeFailure(file.FullName, await ReadHeadAsync(file, cancellationToken), result.StderrTail);
+        }
+
+        return MediaInfoParser.Parse(Encoding.UTF8.GetString(json), file.FullName, file.Length);
     }
 
     private static async Task<byte[]> ReadHeadAsync(FileInfo file, CancellationToken cancellationToken)
@@ -205,34 +279,23 @@ public sealed class VideoReader : IDisposable
         return head[..read];
     }
 
-    private async Task<(long Written, IReadOnlyList<string> Stderr)> RunDecodeAsync(
+    /// <summary>Runs one decode into <paramref name="frames"/>; returns the bytes ffmpeg wrote (including any beyond the buffer).</summary>
+    private async Task<(long Written, IReadOnlyList<string> Stderr)> RunFfmpegAsync(
         DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var sink = new RawFrameSink(frames);
+        int filled = 0;
         await _processSlots.WaitAsync(cancellationToken);
         try
         {
-            using var deadline = new CancellationTokenSource(timeout);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-            FFMpegResult result;
-            try
+            var result = await ToolProcess.RunAsync(_ffmpeg, command.Arguments(), async (stdout, token) =>
             {
-                result = await command.ToProcessor(sink)
-                    .CancellableThrough(linked.Token, TimeSpan.Zero)
-                    .ProcessAsynchronously(false, _ffOptions, linked.Token);
-            }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                throw new DeadlineExceededException("Decoding", timeout);
-            }
-
-            if (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                throw new DeadlineExceededException("Decoding", timeout);
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-            return (sink.BytesWritten, FfmpegErrors.Tail(result.StandardError));
+                int n;
+                while (filled < frames.Length && (n = await stdout.ReadAsync(frames.AsMemory(filled), token)) > 0)
+                {
+                    filled += n;
+                }
+            }, timeout, "Decoding the video", cancellationToken);
+            return (filled + result.UnreadStdoutBytes, result.StderrTail);
         }
         finally
         {

@@ -1,6 +1,6 @@
 namespace CvrlServe.Core.Video;
 
-/// <summary>Settings of a <see cref="VideoReader"/>: where ffmpeg is, how many run at once, what is accepted.</summary>
+/// <summary>Settings of a <see cref="VideoReader"/>: where ffmpeg is, how many run at once, what is accepted, how much memory decoded video may hold.</summary>
 public sealed class VideoReaderOptions
 {
     /// <summary>
@@ -24,6 +24,58 @@ public sealed class VideoReaderOptions
     /// <summary>Frames closer than this are read through rather than reached by a seek.</summary>
     public double SeekGapSeconds { get; set; } = 2.0;
 
-    /// <summary>Probe results kept (by path, size and modification time).</summary>
-    public int ProbeCacheCapacity { get; set; } = 1024;
+    /// <summary>Media information kept (by path, size and modification time).</summary>
+    public int MediaInfoCacheCapacity { get; set; } = 1024;
+
+    /// <summary>
+    /// Bytes that decoded video may hold at once across every request of the process (frames, views and
+    /// the float tensors made from them): a quarter of the memory available to the process, at least 1 GiB.
+    /// </summary>
+    public long DecodedMemoryBudgetBytes { get; set; } =
+        Math.Max(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+
+    /// <summary>Requests that may wait for decoded memory; beyond, they are refused as overloaded.</summary>
+    public int MaxWaitingDecodes { get; set; } = 64;
+
+    /// <summary>Most bytes of ffprobe's JSON read; a file whose metadata is larger is refused.</summary>
+    public int MaxMediaInfoBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Refuses settings that cannot work, naming each.</summary>
+    public void Validate()
+    {
+        var problems = new List<string>();
+        if (MaxConcurrentProcesses < 1)
+        {
+            problems.Add("MaxConcurrentProcesses must be at least 1");
+        }
+
+        if (AllowedFormats is not { Count: > 0 } || AllowedFormats.Any(f => string.IsNullOrWhiteSpace(f) || f.Any(c => !(char.IsAsciiLetterOrDigit(c) || c == '_'))))
+        {
+            problems.Add("AllowedFormats must name ffmpeg demuxers (letters, digits, '_')");
+        }
+
+        if (!(SeekGapSeconds > DecodeCommand.SeekMarginSeconds && double.IsFinite(SeekGapSeconds)))
+        {
+            problems.Add($"SeekGapSeconds must exceed {DecodeCommand.SeekMarginSeconds}");
+        }
+
+        if (MediaInfoCacheCapacity < 0 || DecodedMemoryBudgetBytes < 1 || MaxWaitingDecodes < 0 || MaxMediaInfoBytes < 1024)
+        {
+            problems.Add("MediaInfoCacheCapacity, DecodedMemoryBudgetBytes, MaxWaitingDecodes and MaxMediaInfoBytes must be positive (MaxMediaInfoBytes at least 1024)");
+        }
+
+        try
+        {
+            Limits.Validate();
+        }
+        catch (InvalidRequestException e)
+        {
+            problems.Add(e.Message);
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException($"Invalid video reader options: {string.Join("; ", problems)}.");
+        }
+    }
 }

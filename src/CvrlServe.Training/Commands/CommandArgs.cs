@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace CvrlServe.Training.Commands;
 
-/// <summary>A command's arguments: <c>--name value</c> options, <c>--flag</c> switches and positionals.</summary>
+/// <summary>A command's arguments: <c>--name value</c> options, <c>--flag</c> switches and positionals (all of them after <c>--</c>).</summary>
 internal sealed class CommandArgs
 {
     private readonly Dictionary<string, List<string>> _options = new(StringComparer.Ordinal);
@@ -15,7 +15,15 @@ internal sealed class CommandArgs
         while (e.MoveNext())
         {
             string arg = e.Current;
-            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            if (arg == "--")
+            {
+                // Everything after "--" is positional: a file may be named "--help" or "-i x.mp4".
+                while (e.MoveNext())
+                {
+                    Positionals.Add(e.Current);
+                }
+            }
+            else if (!arg.StartsWith("--", StringComparison.Ordinal))
             {
                 Positionals.Add(arg);
             }

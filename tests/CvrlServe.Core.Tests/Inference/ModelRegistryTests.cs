@@ -23,7 +23,7 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Equal(["alpha", "beta", "broken"], status.Select(s => s.Name));
         Assert.True(status[0].Ready && status[0].IsDefault && status[0].Provider == ExecutionProviders.Cpu);
         Assert.False(status[2].Ready);
-        Assert.Contains("not a valid encoder manifest", status[2].Error, StringComparison.Ordinal);
+        Assert.Contains("its manifest is missing or invalid", status[2].Error, StringComparison.Ordinal);
         using var lease = registry.Acquire("beta");
         Assert.Equal(EncoderManifest.Load(TinyModels.Seed2).EncoderSha256, lease.Model.Manifest.EncoderSha256);
         Assert.Throws<ModelNotFoundException>(() => registry.Acquire("broken"));

@@ -6,7 +6,7 @@ public class DecodeCommandTests
 {
     private static MediaInfo Probe(int w = 1280, int h = 720, double fps = 30, long frames = 1800) =>
         new("/videos/a.mp4", 1000, "mov,mp4,m4a,3gp,3g2,mj2", true, "h264", "yuv420p", w, h, 0, TimeSpan.Zero, TimeSpan.Zero,
-            TimeSpan.FromSeconds(frames / fps), fps, frames, FrameCountSource.Container, false, false);
+            TimeSpan.FromSeconds(frames / fps), fps, frames, FrameCountSource.Container, false);
 
     [Fact]
     public void Segments_SplitsWhereGapExceedsLimit()
@@ -26,10 +26,11 @@ public class DecodeCommandTests
         Assert.Equal(10, command.Inputs.Count);
         Assert.Equal(160, command.Frames);
         Assert.Equal((228, 128), (command.Width, command.Height));
-        Assert.DoesNotContain("-ss", command.Inputs[0].Options, StringComparison.Ordinal);
-        Assert.StartsWith("-ss 6.516667 ", command.Inputs[1].Options, StringComparison.Ordinal); // (196 − 0.5)/30
-        Assert.Contains("concat=n=10:v=1:a=0[out]", command.OutputOptions, StringComparison.Ordinal);
-        Assert.All(command.Inputs, i => Assert.Contains("-protocol_whitelist file,pipe -format_whitelist mov,mp4,", i.Options, StringComparison.Ordinal));
+        Assert.DoesNotContain("-ss", command.Inputs[0].Options);
+        // The second clip starts at frame 196 (int(linspace(0, 1800 − 32, 10))[1]); its input seeks a second before it.
+        Assert.Equal(["-ss", "5.533333"], command.Inputs[1].Options.Take(2));
+        Assert.Contains("concat=n=10:v=1:a=0[out]", command.FilterGraph, StringComparison.Ordinal);
+        Assert.All(command.Inputs, i => Assert.Equal(["-protocol_whitelist", "file", "-format_whitelist"], i.Options.SkipWhile(o => o != "-protocol_whitelist").Take(3)));
     }
 
     [Fact]
@@ -40,9 +41,55 @@ public class DecodeCommandTests
         var command = DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: false);
 
         var input = Assert.Single(command.Inputs);
-        Assert.DoesNotContain("-ss", input.Options, StringComparison.Ordinal);
-        Assert.DoesNotContain("concat", command.OutputOptions, StringComparison.Ordinal);
+        Assert.DoesNotContain("-ss", input.Options);
+        Assert.DoesNotContain("concat", command.FilterGraph, StringComparison.Ordinal);
         Assert.Equal((1280, 720), (command.Width, command.Height));
+    }
+
+    [Theory]
+    [InlineData("/up/L\" -safe 0 -print_filename ")]
+    [InlineData("/up/-i x.mp4")]
+    [InlineData("/up/ends-with\\")]
+    [InlineData("/up/new\nline.mp4")]
+    [InlineData("/up/concat:a.mp4|b.mp4")]
+    public void Arguments_HostilePath_IsOneArgumentNamedAsAFile(string path)
+    {
+        var media = Probe() with { Path = path };
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 1), 1);
+        var arguments = DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: true).Arguments();
+
+        // The path is exactly one argument, right after -i, behind the file: protocol (never an option,
+        // a concat list or another protocol), and nothing else carries any part of it.
+        int i = arguments.ToList().IndexOf("-i");
+        Assert.Equal("file:" + path, arguments[i + 1]);
+        Assert.Single(arguments, a => a.Contains("up/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Build_CenterCrop_CropsInFfmpegSoOnlyTheCropIsReturned()
+    {
+        var media = Probe(w: 1024, h: 16);
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 1), 1);
+        var command = DecodeCommand.Build(media, plan, FrameGeometry.CenterCrop(128, 112), VideoReaderOptions.DefaultAllowedFormats, seek: true);
+
+        // Resized to 8192×128, then the centred 112² crop: (8192 − 112)/2 = 4040, (128 − 112)/2 = 8.
+        Assert.Contains("scale=8192:128:flags=bilinear,format=rgb24,crop=112:112:4040:8:exact=1", command.FilterGraph, StringComparison.Ordinal);
+        Assert.Equal((112, 112), (command.Width, command.Height));
+        Assert.Equal(8L * 112 * 112 * 3, command.ExpectedBytes);
+    }
+
+    [Fact]
+    public void Build_ThreeCrops_StacksTheThreeCropsSideBySide()
+    {
+        var media = Probe(w: 320, h: 240);
+        var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 1), 1);
+        var command = DecodeCommand.Build(media, plan, FrameGeometry.ThreeCrops(128, 112), VideoReaderOptions.DefaultAllowedFormats, seek: true);
+
+        // 320×240 → 171×128; crops at x = 0, (171 − 112)/2 = 29, 171 − 112 = 59, all at y = 8.
+        Assert.Contains("crop=112:112:0:8:exact=1", command.FilterGraph, StringComparison.Ordinal);
+        Assert.Contains("crop=112:112:29:8:exact=1", command.FilterGraph, StringComparison.Ordinal);
+        Assert.Contains("crop=112:112:59:8:exact=1", command.FilterGraph, StringComparison.Ordinal);
+        Assert.Equal((3, 336, 112), (command.Tiles, command.Width, command.Height));
     }
 
     [Fact]
@@ -60,6 +107,6 @@ public class DecodeCommandTests
     {
         var media = Probe(frames: 10);
         var plan = new SamplingPlan(media.Grid(), [new ClipPlan([3, 10])]);
-        Assert.Throws<ArgumentException>(() => DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: true));
+        Assert.Throws<InvalidRequestException>(() => DecodeCommand.Build(media, plan, FrameGeometry.FullFrame, VideoReaderOptions.DefaultAllowedFormats, seek: true));
     }
 }

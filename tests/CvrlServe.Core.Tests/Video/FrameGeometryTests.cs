@@ -31,6 +31,6 @@ public class FrameGeometryTests
     [Fact]
     public void Crops_TooLarge_Throws()
     {
-        Assert.Throws<InvalidOperationException>(() => FrameGeometry.CenterCrop(100, 120).Crops(177, 100));
+        Assert.Throws<InvalidRequestException>(() => FrameGeometry.CenterCrop(100, 120).Crops(177, 100));
     }
 }

@@ -1,5 +1,4 @@
 using CvrlServe.Core.Video;
-using FFMpegCore;
 
 namespace CvrlServe.Core.Tests.Video;
 
@@ -10,7 +9,7 @@ public class MediaInfoParserTests
     [Fact]
     public void Parse_RotatedMp4_SwapsDisplaySizeAndReadsExactCount()
     {
-        var media = MediaInfoParser.Parse(FFProbe.FromJson(Captured("rotated90-h264.mp4.json")), "rot.mp4", 2425);
+        var media = MediaInfoParser.Parse((Captured("rotated90-h264.mp4.json")), "rot.mp4", 2425);
         Assert.True(media.HasVideo);
         Assert.Equal(90, media.Rotation);
         Assert.Equal((48, 64), (media.Width, media.Height));
@@ -24,7 +23,7 @@ public class MediaInfoParserTests
     [Fact]
     public void Parse_Mkv_EstimatesCountFromContainerDuration()
     {
-        var media = MediaInfoParser.Parse(FFProbe.FromJson(Captured("h264.mkv.json")), "a.mkv", 2000);
+        var media = MediaInfoParser.Parse((Captured("h264.mkv.json")), "a.mkv", 2000);
         Assert.Equal(TimeSpan.FromSeconds(1.2), media.Duration);
         Assert.Equal(30, media.FrameCount);
         Assert.Equal(FrameCountSource.EstimatedFromDuration, media.FrameCountSource);
@@ -35,7 +34,7 @@ public class MediaInfoParserTests
     public void Parse_AbsurdAverageRate_FallsBackToBaseRate()
     {
         string json = Captured("rotated90-h264.mp4.json").Replace("\"avg_frame_rate\": \"25/1\"", "\"avg_frame_rate\": \"187/1\"", StringComparison.Ordinal);
-        var media = MediaInfoParser.Parse(FFProbe.FromJson(json), "rot.mp4", 2425);
+        var media = MediaInfoParser.Parse((json), "rot.mp4", 2425);
         Assert.Equal(25, media.FrameRate);
     }
 

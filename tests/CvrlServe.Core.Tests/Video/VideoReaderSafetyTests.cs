@@ -26,10 +26,12 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
     }
 
     [Fact]
-    public async Task GetMediaInfoAsync_MissingFile_FileNotFound()
+    public async Task GetMediaInfoAsync_MissingFile_VideoNotFound()
     {
         using var reader = new VideoReader();
-        await Assert.ThrowsAsync<FileNotFoundException>(() => reader.GetMediaInfoAsync(videos.Path("no-such-file.mp4")));
+        var error = await Assert.ThrowsAsync<VideoNotFoundException>(() => reader.GetMediaInfoAsync(videos.Path("no-such-file.mp4")));
+        Assert.Equal(ErrorKind.NotFound, error.Kind);
+        Assert.DoesNotContain(videos.Folder, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
