@@ -72,17 +72,18 @@ public static class ToolProcess
         {
             process.StandardInput.Close();
             var stderr = ReadTailAsync(process.StandardError);
-            var stdout = ReadStdoutAsync(process.StandardOutput.BaseStream, readStdout, linked.Token);
+            long unread;
             try
             {
-                await Task.WhenAll(stdout, stderr);
+                unread = await ReadStdoutAsync(process.StandardOutput.BaseStream, readStdout, linked.Token);
             }
             catch
             {
-                Kill(process);
+                Kill(process); // at once: a reader that gave up must not wait for the tool to finish
                 throw;
             }
 
+            var tail = await stderr;
             await process.WaitForExitAsync(CancellationToken.None);
             if (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -90,7 +91,7 @@ public static class ToolProcess
             }
 
             cancellationToken.ThrowIfCancellationRequested();
-            return new ToolResult(process.ExitCode, await stderr, await stdout);
+            return new ToolResult(process.ExitCode, tail, unread);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
