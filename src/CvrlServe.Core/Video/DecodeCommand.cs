@@ -15,6 +15,12 @@ public sealed record DecodeInput(IReadOnlyList<string> Options, string Path);
 /// </summary>
 public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string FilterGraph, int Frames, int Tiles, int TileWidth, int TileHeight)
 {
+    /// <summary>How far before a run a seeking input starts.</summary>
+    public const double SeekMarginSeconds = 1.0;
+
+    /// <summary>How far before a run a seeking input starts in MPEG-TS/PS, whose seeks land late.</summary>
+    public const double ImpreciseSeekMarginSeconds = 10.0;
+
     /// <summary>Width of one output frame: the tiles side by side.</summary>
     public int Width => Tiles * TileWidth;
 
@@ -54,7 +60,10 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
 
         var (width, height) = geometry.ResizedSize(media.Width, media.Height);
         var crops = geometry.Crops(width, height);
-        int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(seekGapSeconds * grid.Rate)) : int.MaxValue;
+        // MPEG-TS/PS seeks land on the next keyframe after the target, not the one before: start well
+        // before the run (a GOP rarely spans 10 s) and read through gaps shorter than that.
+        double margin = media.ContainerFormat is "mpegts" or "mpeg" ? ImpreciseSeekMarginSeconds : SeekMarginSeconds;
+        int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(Math.Max(seekGapSeconds, margin + 1) * grid.Rate)) : int.MaxValue;
         var segments = Segments(frames, maxGap);
 
         string[] safety = ["-protocol_whitelist", "file", "-format_whitelist", string.Join(',', allowedFormats)];
@@ -69,7 +78,7 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
             int[] run = segments[i];
             // A second before the run, so that the picture on screen at its first slot (which may have
             // started before the slot, in a variable-rate video) is decoded; select drops the rest.
-            double from = seek ? Math.Max(0, lead + run[0] / grid.Rate - SeekMarginSeconds) : 0;
+            double from = seek ? Math.Max(0, lead + run[0] / grid.Rate - margin) : 0;
             double until = lead + (run[^1] + 1) / grid.Rate;
             var options = new List<string>();
             if (from > 0)
@@ -103,8 +112,6 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         return new DecodeCommand(inputs, graph.ToString(), frames.Length, crops.Count, crops[0].Width, crops[0].Height);
     }
 
-    /// <summary>How far before a run a seeking input starts.</summary>
-    public const double SeekMarginSeconds = 1.0;
 
     /// <summary>The full argument list after the ffmpeg binary: raw rgb24 frames to stdout.</summary>
     public IReadOnlyList<string> Arguments()

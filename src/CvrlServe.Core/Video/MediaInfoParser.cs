@@ -18,7 +18,13 @@ public static class MediaInfoParser
     public const string Entries =
         "stream=index,codec_name,pix_fmt,width,height,start_time,duration,avg_frame_rate,r_frame_rate,nb_frames" +
         ":stream_disposition=attached_pic:stream_tags=rotate:stream_side_data=rotation" +
-        ":format=format_name,start_time,duration";
+        ":format=format_name,start_time,duration,nb_streams:frame=best_effort_timestamp_time";
+
+    /// <summary>
+    /// The <c>-read_intervals</c> value: the first few packets, decoded for the first picture's real
+    /// timestamp (AVI with B-frames states a start of 0 yet shows its first picture at 0.04 s).
+    /// </summary>
+    public const string ReadIntervals = "%+#6";
 
     private const double MinSaneFps = 0.1;
     private const double MaxSaneFps = 300;
@@ -58,9 +64,18 @@ public static class MediaInfoParser
             int width = quarterTurn ? storedHeight : storedWidth;
             int height = quarterTurn ? storedWidth : storedHeight;
 
-            double start = Seconds(video, "start_time") ?? 0;
+            double streamStart = Seconds(video, "start_time") ?? 0;
+            double start = FirstPicture(root) is { } first && first >= streamStart && first < streamStart + 10 ? first : streamStart;
             double containerStart = Seconds(format, "start_time") is { } s && s <= start ? s : start;
-            double duration = Seconds(video, "duration") is { } d and > 0 ? d : Seconds(format, "duration") ?? 0;
+            double? formatDuration = Seconds(format, "duration");
+            double duration = Seconds(video, "duration") is { } d and > 0 ? d : formatDuration ?? 0;
+            if (Integer(format, "nb_streams") == 1 && formatDuration > duration)
+            {
+                // A file with one stream: the container's duration is the video's, and an mp4 track's can
+                // stop before the last picture of a variable-rate video has been shown.
+                duration = formatDuration.Value;
+            }
+
             long? stated = Integer(video, "nb_frames") is { } n and > 0 ? n : null;
             double average = Rate(video, "avg_frame_rate");
             double nominal = Rate(video, "r_frame_rate");
@@ -156,6 +171,24 @@ public static class MediaInfoParser
         }
 
         return null;
+    }
+
+    /// <summary>The earliest best-effort timestamp among the first pictures decoded, if any has one.</summary>
+    private static double? FirstPicture(JsonElement root)
+    {
+        double? first = null;
+        if (Child(root, "frames") is { ValueKind: JsonValueKind.Array } frames)
+        {
+            foreach (var frame in frames.EnumerateArray())
+            {
+                if (Seconds(frame, "best_effort_timestamp_time") is { } t && (first is null || t < first))
+                {
+                    first = t;
+                }
+            }
+        }
+
+        return first;
     }
 
     private static int Rotation(JsonElement video)

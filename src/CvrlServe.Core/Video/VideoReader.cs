@@ -245,7 +245,7 @@ public sealed class VideoReader : IDisposable
         [
             "-hide_banner", "-v", "error", "-of", "json",
             "-protocol_whitelist", "file", "-format_whitelist", string.Join(',', _options.AllowedFormats),
-            "-select_streams", "V:0", "-show_entries", MediaInfoParser.Entries,
+            "-select_streams", "V:0", "-read_intervals", MediaInfoParser.ReadIntervals, "-show_entries", MediaInfoParser.Entries,
             "-i", "file:" + file.FullName,
         ];
         byte[] json = [];
