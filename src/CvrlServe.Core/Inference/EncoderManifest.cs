@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using CvrlServe.Core.Video;
@@ -16,6 +18,14 @@ public sealed record EncoderManifest
     public const string FileName = "encoder.json";
     public const string ModelFileName = "encoder.onnx";
 
+    /// <summary>Bounds that catch a typo or a hostile file before it costs memory; generous for real encoders.</summary>
+    public const int MaxFrames = 512;
+    public const int MaxStride = 64;
+    public const int MaxClips = 64;
+    public const int MaxShortSide = 4096;
+    public const double MaxTargetFps = 240;
+    public const int MaxDimension = 65_536;
+
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
@@ -28,7 +38,10 @@ public sealed record EncoderManifest
     /// <summary>The model's name (its folder under <c>models/</c>).</summary>
     public required string Name { get; init; }
 
-    /// <summary>SHA-256 of <c>encoder.onnx</c>, lower-case hex: the encoder's identity. Embeddings, probes and caches carry it.</summary>
+    /// <summary>
+    /// SHA-256 of <c>encoder.onnx</c>, hex (64 digits): which weights and graph. Not the identity of the
+    /// embedding space on its own, since the graph's time, height and width are dynamic: see <see cref="ModelId"/>.
+    /// </summary>
     public required string EncoderSha256 { get; init; }
 
     public required InputSpec Input { get; init; }
@@ -38,8 +51,12 @@ public sealed record EncoderManifest
     /// <summary>How a served video becomes model inputs.</summary>
     public required ViewSpec View { get; init; }
 
-    /// <summary>The clips the encoder was pretrained on, for the record.</summary>
-    public ClipGeometry? PretrainingClip { get; init; }
+    /// <summary>
+    /// What the encoder was trained on (clip, crop, and when the checkpoint recorded them the short side and
+    /// frame rate), for the record and as the default serving view of <c>cvrl export</c>; null for random
+    /// initialization. Not part of <see cref="ModelId"/>: the serving view is what decides the space.
+    /// </summary>
+    public ClipGeometry? Training { get; init; }
 
     public required ValueSpec Values { get; init; }
 
@@ -50,27 +67,38 @@ public sealed record EncoderManifest
     public required Provenance Provenance { get; init; }
 
     /// <summary>
-    /// The identity of the embedding space, lower-case hex: SHA-256 over the ONNX file's SHA-256 and the
-    /// canonical JSON of the preprocessing (<see cref="PreprocessingJson"/>). Two exports of one checkpoint
-    /// with other views are different spaces; what a request may choose (clip count, per-clip output) is
-    /// not part of it. Embeddings, probes and feature caches carry it and are checked against it.
+    /// The identity of the embedding space, 64 lower-case hex digits: SHA-256 of the UTF-8 text
+    /// <c>lowercase(encoderSha256) + "\n" + PreprocessingJson()</c>. Two exports of one checkpoint with other
+    /// views are different spaces, and two folders with the same file and view are the same space whatever
+    /// their names. What a request may choose (how many clips to average, per-clip output) and the
+    /// training record are not part of it. Embeddings, probes and feature caches carry it and are checked
+    /// against it. Derived, never stored: it cannot disagree with the manifest.
     /// </summary>
     [JsonIgnore]
-    public string ModelId => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{EncoderSha256.ToLowerInvariant()}\n{PreprocessingJson()}")));
+    public string ModelId => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{EncoderSha256.ToLowerInvariant()}\n{PreprocessingJson()}")));
 
     /// <summary>
-    /// Everything that decides what the encoder sees, in a fixed key order with invariant number
-    /// formatting: frames, stride or target fps, short side, crop size and mode, interpolation, value
-    /// range and normalization.
+    /// Everything that decides what the encoder sees, as one line of JSON with a fixed key order:
+    /// <c>frames</c>, <c>stride</c>, <c>targetFps</c> (null for the video's own frames), <c>shortSide</c>,
+    /// <c>cropSize</c>, <c>cropMode</c> and <c>interpolation</c> (spelled as in <c>encoder.json</c>),
+    /// <c>valueMin</c>, <c>valueMax</c> (numbers), <c>mean</c>, <c>std</c> (arrays of 3). Numbers use the
+    /// shortest round-trip invariant form (<c>0</c>, <c>0.45</c>, <c>29.97</c>), negative zero written as <c>0</c>.
     /// </summary>
     public string PreprocessingJson()
     {
-        static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        static string List(float[] values) => "[" + string.Join(",", values.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]";
-        return $$"""{"frames":{{View.Frames}},"stride":{{View.Stride}},"targetFps":{{(View.TargetFps is { } fps ? F(fps) : "null")}},"shortSide":{{View.ShortSide}},"cropSize":{{View.CropSize}},"cropMode":"{{View.CropMode}}","interpolation":"{{View.Interpolation}}","valueMin":{{List([Values.Min])}},"valueMax":{{List([Values.Max])}},"mean":{{List(Values.Mean)}},"std":{{List(Values.Std)}}}""";
+        static string F(float v) => (v == 0 ? 0f : v).ToString("R", CultureInfo.InvariantCulture);
+        static string D(double v) => (v == 0 ? 0d : v).ToString("R", CultureInfo.InvariantCulture);
+        static string List(float[] values) => "[" + string.Join(",", values.Select(F)) + "]";
+        static string Name<T>(T value)
+            where T : struct, Enum => JsonNamingPolicy.CamelCase.ConvertName(value.ToString());
+        return $$"""{"frames":{{View.Frames}},"stride":{{View.Stride}},"targetFps":{{(View.TargetFps is { } fps ? D(fps) : "null")}},"shortSide":{{View.ShortSide}},"cropSize":{{View.CropSize}},"cropMode":"{{Name(View.CropMode)}}","interpolation":"{{Name(View.Interpolation)}}","valueMin":{{F(Values.Min)}},"valueMax":{{F(Values.Max)}},"mean":{{List(Values.Mean)}},"std":{{List(Values.Std)}}}""";
     }
 
-    /// <summary>Reads and validates <c>encoder.json</c> in <paramref name="folder"/>.</summary>
+    /// <summary>
+    /// Reads and validates <c>encoder.json</c> in <paramref name="folder"/>. Throws an
+    /// <see cref="InvalidDataException"/> whose message lists every problem found (see <see cref="Problems"/>),
+    /// so a bad manifest fails here rather than on every request it would serve.
+    /// </summary>
     public static EncoderManifest Load(string folder)
     {
         string path = Path.Combine(folder, FileName);
@@ -81,15 +109,20 @@ public sealed record EncoderManifest
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path} is not a valid encoder manifest: {e.Message}", e);
+            throw Invalid(path, [$"not valid manifest JSON: {e.Message}"], e);
         }
 
         if (manifest is null)
         {
-            throw new InvalidDataException($"{path} is empty.");
+            throw Invalid(path, ["the file holds no manifest"]);
         }
 
-        manifest.Validate(path);
+        var problems = manifest.Problems();
+        if (problems.Count > 0)
+        {
+            throw Invalid(path, problems);
+        }
+
         return manifest;
     }
 
@@ -111,42 +144,103 @@ public sealed record EncoderManifest
     /// <summary>The normalization to apply after scaling pixels to [0, 1].</summary>
     public Normalization Normalization() => new(Values.Mean, Values.Std);
 
-    private void Validate(string path)
+    /// <summary>Everything wrong with this manifest (empty when it can serve). JSON may leave required members null, so each is checked.</summary>
+    public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
-        if (SchemaVersion != CurrentSchemaVersion)
+        void Check(bool ok, string problem)
         {
-            problems.Add($"schemaVersion {SchemaVersion} is not supported (expected {CurrentSchemaVersion})");
+            if (!ok)
+            {
+                problems.Add(problem);
+            }
         }
 
-        if (Input.Layout != "NCTHW" || Input.Channels != 3)
+        Check(SchemaVersion == CurrentSchemaVersion, $"schemaVersion {SchemaVersion} is not supported (expected {CurrentSchemaVersion})");
+        Check(!string.IsNullOrWhiteSpace(Name), "name is missing");
+        Check(EncoderSha256 is { Length: 64 } && EncoderSha256.All(char.IsAsciiHexDigit), "encoderSha256 must be 64 hex digits");
+        if (Input is null)
         {
-            problems.Add($"input must be NCTHW with 3 channels (got {Input.Layout}, {Input.Channels})");
+            problems.Add("input is missing");
+        }
+        else
+        {
+            Check(!string.IsNullOrWhiteSpace(Input.Name), "input.name is missing");
+            Check(Input is { Layout: "NCTHW", ElementType: "float32", Channels: 3 }, $"input must be float32 NCTHW with 3 channels (got {Input.ElementType} {Input.Layout} with {Input.Channels})");
         }
 
-        if (Output.Dimension < 1)
+        if (Output is null)
         {
-            problems.Add("output.dimension must be positive");
+            problems.Add("output is missing");
+        }
+        else
+        {
+            Check(!string.IsNullOrWhiteSpace(Output.Name), "output.name is missing");
+            Check(Output.Dimension is >= 1 and <= MaxDimension, $"output.dimension must be in [1, {MaxDimension}] (got {Output.Dimension})");
         }
 
-        if (View.Frames < 1 || View.Stride < 1 || View.Clips < 1 || View.ShortSide < 1 || (View.CropMode != CropMode.None && View.CropSize < 1))
+        if (View is null)
         {
-            problems.Add("view needs positive frames, stride, clips, shortSide and cropSize");
+            problems.Add("view is missing");
+        }
+        else
+        {
+            CheckClip("view", View.Frames, View.Stride, View.CropSize, View.ShortSide, View.TargetFps, problems);
+            Check(View.Clips is >= 1 and <= MaxClips, $"view.clips must be in [1, {MaxClips}] (got {View.Clips})");
+            Check(Enum.IsDefined(View.CropMode), $"view.cropMode {(int)View.CropMode} is not one of {string.Join(", ", Enum.GetNames<CropMode>())}");
+            Check(Enum.IsDefined(View.Interpolation), $"view.interpolation {(int)View.Interpolation} is not one of {string.Join(", ", Enum.GetNames<ResizeInterpolation>())}");
         }
 
-        if (Values.Mean.Length != 3 || Values.Std.Length != 3 || Values.Std.Any(s => !(s > 0)))
+        if (Training is not null)
         {
-            problems.Add("values needs 3 means and 3 positive standard deviations");
+            CheckClip("training", Training.Frames, Training.Stride, Training.CropSize, Training.ShortSide, Training.TargetFps, problems);
         }
 
-        if (EncoderSha256.Length != 64)
+        if (Values is null)
         {
-            problems.Add("encoderSha256 must be 64 hex digits");
+            problems.Add("values is missing");
+        }
+        else
+        {
+            Check(Values.Mean is { Length: 3 } && Values.Mean.All(float.IsFinite), "values.mean needs 3 finite numbers");
+            Check(Values.Std is { Length: 3 } && Values.Std.All(s => float.IsFinite(s) && s > 0), "values.std needs 3 positive finite numbers");
+            Check(float.IsFinite(Values.Min) && float.IsFinite(Values.Max) && Values.Min < Values.Max, $"values.min must be below values.max (got {Values.Min}, {Values.Max})");
         }
 
-        if (problems.Count > 0)
+        Check(Architecture is not null, "architecture is missing");
+        Check(Opset is >= 1 and <= 100, $"opset must be in [1, 100] (got {Opset})");
+        Check(Provenance is not null, "provenance is missing");
+        return problems;
+    }
+
+    private static InvalidDataException Invalid(string path, IReadOnlyList<string> problems, Exception? inner = null) =>
+        new($"{path} is not a valid encoder manifest:{Environment.NewLine}  - {string.Join(Environment.NewLine + "  - ", problems)}", inner);
+
+    private static void CheckClip(string section, int frames, int stride, int cropSize, int? shortSide, double? targetFps, List<string> problems)
+    {
+        if (frames is < 1 or > MaxFrames)
         {
-            throw new InvalidDataException($"{path}: {string.Join("; ", problems)}.");
+            problems.Add($"{section}.frames must be in [1, {MaxFrames}] (got {frames})");
+        }
+
+        if (stride is < 1 or > MaxStride)
+        {
+            problems.Add($"{section}.stride must be in [1, {MaxStride}] (got {stride})");
+        }
+
+        if (shortSide is < 1 or > MaxShortSide)
+        {
+            problems.Add($"{section}.shortSide must be in [1, {MaxShortSide}] (got {shortSide})");
+        }
+
+        if (cropSize < 1 || cropSize > (shortSide ?? MaxShortSide))
+        {
+            problems.Add($"{section}.cropSize must be in [1, shortSide = {shortSide ?? MaxShortSide}] (got {cropSize})");
+        }
+
+        if (targetFps is { } fps && !(fps > 0 && fps <= MaxTargetFps))
+        {
+            problems.Add($"{section}.targetFps must be in (0, {MaxTargetFps}] when set (got {fps})");
         }
     }
 }
@@ -177,8 +271,13 @@ public sealed record ViewSpec(
     public int CropsPerClip => CropMode == CropMode.ThreeAlongLongSide ? 3 : 1;
 }
 
-/// <summary>A clip's frames, stride and (square) crop size.</summary>
-public sealed record ClipGeometry(int Frames, int Stride, int CropSize);
+/// <summary>
+/// The clips an encoder was trained on: frames, stride, (square) crop size, and the short side the crop was
+/// taken from and the frame rate videos were resampled to. <see cref="ShortSide"/> is null when the
+/// checkpoint did not record it (then <see cref="TargetFps"/> is unknown too); with a short side, a null
+/// <see cref="TargetFps"/> means each video's own frames.
+/// </summary>
+public sealed record ClipGeometry(int Frames, int Stride, int CropSize, int? ShortSide = null, double? TargetFps = null);
 
 /// <summary>Pixel values: [0, 1] after /255, then (x − mean) / std per channel (RGB order).</summary>
 public sealed record ValueSpec(float[] Mean, float[] Std, float Min = 0f, float Max = 1f);

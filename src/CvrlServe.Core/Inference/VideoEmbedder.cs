@@ -10,10 +10,11 @@ public sealed record StageTimings(TimeSpan Probe, TimeSpan Decode, TimeSpan Queu
 public sealed record ClipEmbedding(int Clip, TimeSpan Start, TimeSpan End, float[] Embedding);
 
 /// <summary>
-/// A video's embedding: every view L2-normalized, averaged, normalized again. <see cref="EncoderSha256"/>
-/// names the embedding space: vectors from different encoders (or versions) must not be compared.
+/// A video's embedding: every view L2-normalized, averaged, normalized again. <see cref="ModelId"/>
+/// (<see cref="EncoderManifest.ModelId"/>) names the embedding space: vectors with different ids must not be
+/// compared, even when <see cref="Model"/> (the folder's name) is the same.
 /// </summary>
-public sealed record VideoEmbedding(string Model, string EncoderSha256, int Dimension, float[] Embedding, IReadOnlyList<ClipEmbedding> Clips, StageTimings Timings);
+public sealed record VideoEmbedding(string Model, string ModelId, int Dimension, float[] Embedding, IReadOnlyList<ClipEmbedding> Clips, StageTimings Timings);
 
 /// <summary>The views of one decode and their L2-normalized embeddings, with stage times.</summary>
 public sealed record EmbeddedViews(DecodedVideo Video, float[][] Embeddings, TimeSpan Decode, TimeSpan Queued, TimeSpan Inference);
@@ -41,7 +42,7 @@ public sealed class VideoEmbedder(VideoReader reader)
             perClip[c] = new ClipEmbedding(c, first.Start, first.End, Mean(views.Embeddings.Skip(c * crops).Take(crops).ToArray()));
         }
 
-        return new VideoEmbedding(model.Name, manifest.EncoderSha256, manifest.Output.Dimension, Mean(views.Embeddings), perClip,
+        return new VideoEmbedding(model.Name, manifest.ModelId, manifest.Output.Dimension, Mean(views.Embeddings), perClip,
             new StageTimings(probeTime, views.Decode, views.Queued, views.Inference, total.Elapsed));
     }
 

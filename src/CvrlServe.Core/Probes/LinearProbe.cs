@@ -45,6 +45,11 @@ public sealed class LinearProbe
         var order = names.DenseValues().Select(n => n.ToString()).ToArray();
         _scoreToClass = order.Select(n => classes.ToList().IndexOf(n)).ToArray();
         Return(engine);
+        if (order.Length != classes.Count || _scoreToClass.Contains(-1) || _scoreToClass.Distinct().Count() != classes.Count)
+        {
+            // A record paired with another version's model: refuse rather than score against the wrong names.
+            throw new InvalidDataException($"The model scores [{string.Join(", ", order)}] but the record names [{string.Join(", ", classes)}].");
+        }
     }
 
     public int Dimension { get; }

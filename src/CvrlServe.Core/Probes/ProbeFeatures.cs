@@ -10,8 +10,10 @@ namespace CvrlServe.Core.Probes;
 /// Features for probes, by CVRL's linear-evaluation protocol (cvrl-method.md §7): training features from
 /// clips at random offsets drawn from a seed (centre crop), test features from the manifest's view spec
 /// (every clip × crop, for the probe to score and average). All decoding goes through Core.Video and all
-/// inference through the model's micro-batcher, as in serving. Features are cached on disk by encoder
-/// hash, video identity and view, so retraining a probe does not decode again.
+/// inference through the model's micro-batcher, as in serving. Features are cached on disk by model id
+/// (<see cref="EncoderManifest.ModelId"/>), video identity (path, length, modification time) and the view
+/// actually decoded (clip, frame rate, geometry, normalization; clip count and seed for training), so
+/// retraining a probe does not decode again and a re-exported model never reads another view's features.
 /// </summary>
 public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
 {
@@ -19,16 +21,18 @@ public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
     public Task<float[][]> TrainingAsync(EncoderModel model, string video, int clips, int seed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return CachedAsync(model, video, $"train|{clips}|{seed}", async () =>
+        var manifest = model.Manifest;
+        var clip = manifest.Clip();
+        var geometry = manifest.Geometry() with { Crop = CropMode.Center };
+        string view = string.Create(CultureInfo.InvariantCulture, $"train|clips={clips}|seed={seed}|{Describe(clip, manifest.View.TargetFps, geometry, manifest.Normalization())}");
+        return CachedAsync(manifest, video, view, async () =>
         {
-            var manifest = model.Manifest;
             var media = await embedder.Reader.GetMediaInfoAsync(video, cancellationToken: cancellationToken);
             var grid = media.Grid(manifest.View.TargetFps);
             var random = new Random(StableHash(Path.GetFullPath(video), seed));
             var plan = new SamplingPlan(grid, Enumerable.Range(0, clips)
-                .Select(_ => new ClipPlan(ClipSampler.Indices(ClipSampler.TrainingOffset(grid.Count, manifest.Clip(), random), manifest.Clip(), grid.Count)))
+                .Select(_ => new ClipPlan(ClipSampler.Indices(ClipSampler.TrainingOffset(grid.Count, clip, random), clip, grid.Count)))
                 .ToArray());
-            var geometry = manifest.Geometry() with { Crop = CropMode.Center };
             return (await embedder.EmbedViewsAsync(model, media, plan, geometry, cancellationToken: cancellationToken)).Embeddings;
         });
     }
@@ -37,16 +41,26 @@ public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
     public Task<float[][]> TestAsync(EncoderModel model, string video, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        string view = string.Create(CultureInfo.InvariantCulture, $"test|{model.Manifest.View}");
-        return CachedAsync(model, video, view, async () =>
+        var manifest = model.Manifest;
+        string view = string.Create(CultureInfo.InvariantCulture,
+            $"test|clips={manifest.View.Clips}|{Describe(manifest.Clip(), manifest.View.TargetFps, manifest.Geometry(), manifest.Normalization())}");
+        return CachedAsync(manifest, video, view, async () =>
         {
             var media = await embedder.Reader.GetMediaInfoAsync(video, cancellationToken: cancellationToken);
-            var plan = SamplingPlan.Evaluation(media.Grid(model.Manifest.View.TargetFps), model.Manifest.Clip(), model.Manifest.View.Clips);
-            return (await embedder.EmbedViewsAsync(model, media, plan, model.Manifest.Geometry(), cancellationToken: cancellationToken)).Embeddings;
+            var plan = SamplingPlan.Evaluation(media.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
+            return (await embedder.EmbedViewsAsync(model, media, plan, manifest.Geometry(), cancellationToken: cancellationToken)).Embeddings;
         });
     }
 
-    private async Task<float[][]> CachedAsync(EncoderModel model, string video, string view, Func<Task<float[][]>> compute)
+    /// <summary>
+    /// Everything about a view that changes its features, spelled out although the model id covers the
+    /// serving view: training views differ from it (centre crop, random offsets), and a key that names
+    /// what was decoded cannot go stale when either changes.
+    /// </summary>
+    private static string Describe(ClipSpec clip, double? targetFps, FrameGeometry geometry, Normalization normalization) => string.Create(CultureInfo.InvariantCulture,
+        $"frames={clip.Frames}|stride={clip.Stride}|fps={(targetFps is { } fps ? fps.ToString("R", CultureInfo.InvariantCulture) : "own")}|shortSide={geometry.ShortSide}|crop={geometry.Crop}:{geometry.CropSize}|interpolation={geometry.Interpolation}|mean={string.Join(",", normalization.Mean.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}|std={string.Join(",", normalization.Std.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}");
+
+    private async Task<float[][]> CachedAsync(EncoderManifest manifest, string video, string view, Func<Task<float[][]>> compute)
     {
         if (cacheFolder is null)
         {
@@ -55,7 +69,7 @@ public sealed class ProbeFeatures(VideoEmbedder embedder, string? cacheFolder)
 
         var file = new FileInfo(video);
         string key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
-            $"{model.Manifest.EncoderSha256}|{file.FullName}|{file.Length}|{file.LastWriteTimeUtc.Ticks}|{view}"))))[..32];
+            $"{manifest.ModelId}|{file.FullName}|{file.Length}|{file.LastWriteTimeUtc.Ticks}|{view}"))))[..32];
         string path = Path.Combine(cacheFolder, key + ".features");
         if (File.Exists(path))
         {

@@ -40,20 +40,24 @@ public sealed record ProbeMetrics(
     int[][] Confusion);
 
 /// <summary>
-/// A probe's record (<c>NAME.json</c>, also stored inside <c>NAME.zip</c>): the encoder it is bound to, its
-/// classes in score order, how it was trained and on what, and how it scored.
+/// A probe's record (<c>NAME.json</c>, also stored inside <c>NAME.zip</c>): the embedding space it is bound
+/// to (<see cref="ModelId"/>), its classes in score order, how it was trained and on what, and how it scored.
+/// Schema 2 binds probes to the model id; schema 1 bound them to the ONNX file's hash only, which does not
+/// say what view the features came from, so such probes are refused and must be retrained.
 /// </summary>
 public sealed record ProbeMetadata
 {
-    public const int CurrentSchemaVersion = 1;
+    public const int CurrentSchemaVersion = 2;
 
     public int SchemaVersion { get; init; } = CurrentSchemaVersion;
 
     public required string Name { get; init; }
 
+    /// <summary>The model's name when the probe was trained, for people; <see cref="ModelId"/> is what is checked.</summary>
     public required string Encoder { get; init; }
 
-    public required string EncoderSha256 { get; init; }
+    /// <summary>The <see cref="Inference.EncoderManifest.ModelId"/> of the model whose embeddings trained the probe.</summary>
+    public required string ModelId { get; init; }
 
     public required int EmbeddingSize { get; init; }
 
@@ -77,12 +81,19 @@ public sealed record ProbeMetadata
     public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
 }
 
-/// <summary>A probe does not belong to the encoder it is used with (or takes another embedding size).</summary>
-public sealed class ProbeMismatchException(string message) : CvrlException(ErrorKind.InvalidArgument, message);
+/// <summary>A probe does not belong to the model it is used with (another model id, schema or embedding size).</summary>
+public sealed class ProbeMismatchException(string message, string? detail = null) : CvrlException(ErrorKind.InvalidArgument, message, detail);
 
 /// <summary>No probe of that name for the model.</summary>
-public sealed class ProbeNotFoundException(string probe, string model, IReadOnlyList<string> known)
-    : CvrlException(ErrorKind.NotFound, $"No probe '{probe}' for model '{model}'. Probes: {(known.Count == 0 ? "none" : string.Join(", ", known))}.")
+public sealed class ProbeNotFoundException(string probe, string model, IReadOnlyList<string> known, string? detail = null)
+    : CvrlException(ErrorKind.NotFound, $"No probe '{probe}' for model '{model}'. Probes: {(known.Count == 0 ? "none" : string.Join(", ", known))}.", detail)
+{
+    public string Probe { get; } = probe;
+}
+
+/// <summary>A stored probe that cannot be read: not a probe zip, a damaged one, or a record its model disagrees with.</summary>
+public sealed class ProbeCorruptException(string probe, string model, string? detail = null, Exception? inner = null)
+    : CvrlException(ErrorKind.Corrupt, $"Probe '{probe}' of model '{model}' is damaged and cannot be loaded. Train or save it again.", detail, inner)
 {
     public string Probe { get; } = probe;
 }

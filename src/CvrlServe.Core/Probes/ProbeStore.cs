@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CvrlServe.Core.Inference;
 
 namespace CvrlServe.Core.Probes;
@@ -8,78 +10,138 @@ namespace CvrlServe.Core.Probes;
 public sealed record StoredProbe(ProbeMetadata Metadata, LinearProbe Probe);
 
 /// <summary>
-/// Probes of one encoder in <c>models/ENCODER/probes/</c>: <c>NAME.zip</c> (the ML.NET model, with the
-/// record inside as <c>cvrl-probe.json</c>) and <c>NAME.json</c> (the same record, for people and
-/// listings). Each file is written under a temporary name and renamed over the old one, and loading
-/// reads the record from inside the zip, so a process that dies mid-write leaves the previous probe
-/// whole. Loading against another encoder (hash) or embedding size is refused.
+/// The probes of one model folder, in <c>MODEL/probes/</c>: <c>NAME.zip</c> (the ML.NET model, with the
+/// record inside as <c>cvrl-probe.json</c>) and <c>NAME.json</c> (the same record, for people and listings).
+/// <para>
+/// Saving writes each file under a temporary name that parses back to exactly its probe's name, then
+/// renames it over the old one, so a process that dies mid-write leaves the previous probe whole and its
+/// leftovers are recognised (and removed by a later save of that probe, once they are old enough that
+/// no live writer can own them). Saves of one name are serialized within the store; different names
+/// proceed in parallel. Loading reads the zip once, through one handle, and takes both the record and
+/// the model from those bytes, so a save landing in between can never pair one version's classes with
+/// another's weights. Loaded probes are cached and reused while the file's length and modification time
+/// stay the same (each save stamps a fresh time). Loading against another model id or embedding size is
+/// refused.
+/// </para>
+/// Use one instance per model folder for the life of the process; it is thread-safe.
 /// </summary>
-public static class ProbeStore
+public sealed class ProbeStore
 {
-    public const string Folder = "probes";
+    public const string FolderName = "probes";
     private const string RecordEntry = "cvrl-probe.json";
+    private const string TemporarySuffix = ".tmp";
 
-    public static string PathOf(string modelFolder, string name) => Path.Combine(modelFolder, Folder, name + ".zip");
+    /// <summary>A temporary file this old is a dead writer's leftover; a live save finishes in seconds.</summary>
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
 
-    /// <summary>Test seam: called after the new zip is written to its temporary name, before any rename.</summary>
-    internal static Action? AfterTemporaryWrite { get; set; }
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (FileStamp Stamp, StoredProbe Probe)> _cache = new(StringComparer.Ordinal);
 
-    public static void Save(string modelFolder, ProbeMetadata metadata, LinearProbe probe)
+    public ProbeStore(string modelFolder)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
+        ModelFolder = Path.GetFullPath(modelFolder);
+        Folder = Path.Combine(ModelFolder, FolderName);
+    }
+
+    public string ModelFolder { get; }
+
+    /// <summary>The <c>probes</c> folder (created by the first save).</summary>
+    public string Folder { get; }
+
+    /// <summary>Where probe <paramref name="name"/>'s zip lives (for logs and the CLI; never for clients).</summary>
+    public string PathOf(string name)
+    {
+        ValidateName(name);
+        return Path.Combine(Folder, name + ".zip");
+    }
+
+    /// <summary>Names of the saved probes, sorted.</summary>
+    public IReadOnlyList<string> List() => Directory.Exists(Folder)
+        ? Directory.GetFiles(Folder, "*.zip").Select(Path.GetFileNameWithoutExtension).OfType<string>().Where(IsValidName).Order(StringComparer.Ordinal).ToArray()
+        : [];
+
+    /// <summary>
+    /// Saves <paramref name="probe"/> under <paramref name="metadata"/>'s name, replacing any probe of that
+    /// name atomically. Throws <see cref="InvalidRequestException"/> for a bad name.
+    /// </summary>
+    public async Task SaveAsync(ProbeMetadata metadata, LinearProbe probe, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(probe);
         ValidateName(metadata.Name);
-        string folder = Path.Combine(modelFolder, Folder);
-        Directory.CreateDirectory(folder);
-        foreach (string stale in Directory.GetFiles(folder, $"{metadata.Name}.*.tmp"))
+        if (!metadata.Classes.SequenceEqual(probe.Classes, StringComparer.Ordinal) || metadata.EmbeddingSize != probe.Dimension || string.IsNullOrEmpty(metadata.ModelId))
         {
-            File.Delete(stale); // left by an earlier write that died
+            throw new ArgumentException("The record must name the probe's classes (in order), its embedding size and a model id.", nameof(metadata));
         }
 
-        string record = JsonSerializer.Serialize(metadata, EncoderManifest.Json);
-        string zip = Path.Combine(folder, metadata.Name + ".zip");
-        string json = Path.Combine(folder, metadata.Name + ".json");
-        string zipTemp = $"{zip}.{Guid.NewGuid():N}.tmp";
-        string jsonTemp = $"{json}.{Guid.NewGuid():N}.tmp";
-        using (var stream = new FileStream(zipTemp, FileMode.CreateNew))
+        string name = metadata.Name;
+        var gate = Gate(name);
+        await gate.WaitAsync(cancellationToken);
+        try
         {
-            probe.Save(stream);
-        }
+            Directory.CreateDirectory(Folder);
+            DeleteStaleTemporaries(name);
+            string record = JsonSerializer.Serialize(metadata with { SchemaVersion = ProbeMetadata.CurrentSchemaVersion }, EncoderManifest.Json);
+            string zip = Path.Combine(Folder, name + ".zip");
+            string json = Path.Combine(Folder, name + ".json");
+            string zipTemp = TemporaryPath(name, ".zip");
+            string jsonTemp = TemporaryPath(name, ".json");
+            try
+            {
+                using (var stream = new FileStream(zipTemp, FileMode.CreateNew))
+                {
+                    probe.Save(stream);
+                }
 
-        using (var archive = ZipFile.Open(zipTemp, ZipArchiveMode.Update))
-        using (var writer = new StreamWriter(archive.CreateEntry(RecordEntry).Open()))
+                using (var archive = ZipFile.Open(zipTemp, ZipArchiveMode.Update))
+                using (var writer = new StreamWriter(archive.CreateEntry(RecordEntry).Open()))
+                {
+                    writer.Write(record);
+                }
+
+                // The stamp readers compare: never the same as the file it replaces, even within one clock tick.
+                var previous = File.Exists(zip) ? File.GetLastWriteTimeUtc(zip) : DateTime.MinValue;
+                var now = DateTime.UtcNow;
+                File.SetLastWriteTimeUtc(zipTemp, now > previous ? now : previous.AddTicks(1));
+                File.WriteAllText(jsonTemp, record);
+                File.Move(zipTemp, zip, overwrite: true);
+                File.Move(jsonTemp, json, overwrite: true);
+            }
+            finally
+            {
+                File.Delete(zipTemp); // no-ops once renamed; removes our own leftovers when a step failed
+                File.Delete(jsonTemp);
+            }
+
+            _cache.TryRemove(name, out _);
+        }
+        finally
         {
-            writer.Write(record);
+            gate.Release();
         }
-
-        AfterTemporaryWrite?.Invoke();
-        File.WriteAllText(jsonTemp, record);
-        File.Move(zipTemp, zip, overwrite: true);
-        File.Move(jsonTemp, json, overwrite: true);
     }
 
-    /// <summary>Loads probe <paramref name="name"/> of the model in <paramref name="modelFolder"/>, checked against its manifest.</summary>
-    public static StoredProbe Load(string modelFolder, string name, EncoderManifest encoder)
+    /// <summary>
+    /// Loads probe <paramref name="name"/>, checked against <paramref name="encoder"/>. Throws
+    /// <see cref="InvalidRequestException"/> for a bad name, <see cref="ProbeNotFoundException"/> when there
+    /// is no such probe, <see cref="ProbeMismatchException"/> when it belongs to another model id or
+    /// embedding size or was saved in the old format (bound to the encoder hash only), and
+    /// <see cref="ProbeCorruptException"/> when the file cannot be read. Messages name no server path;
+    /// <see cref="CvrlException.Detail"/> does.
+    /// </summary>
+    public async Task<StoredProbe> LoadAsync(string name, EncoderManifest encoder, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ValidateName(name);
-        string zip = PathOf(modelFolder, name);
-        if (!File.Exists(zip))
+        var stored = await ReadAsync(name, encoder.Name, cancellationToken);
+        var metadata = stored.Metadata;
+        if (!string.Equals(metadata.ModelId, encoder.ModelId, StringComparison.OrdinalIgnoreCase))
         {
-            throw new ProbeNotFoundException(name, encoder.Name, List(modelFolder));
-        }
-
-        ProbeMetadata metadata;
-        using (var archive = ZipFile.OpenRead(zip))
-        {
-            var entry = archive.GetEntry(RecordEntry) ?? throw new InvalidDataException($"'{zip}' has no {RecordEntry}: not a CvrlServe probe.");
-            using var reader = new StreamReader(entry.Open());
-            metadata = JsonSerializer.Deserialize<ProbeMetadata>(reader.ReadToEnd(), EncoderManifest.Json) ?? throw new InvalidDataException($"'{zip}' has an empty record.");
-        }
-
-        if (!string.Equals(metadata.EncoderSha256, encoder.EncoderSha256, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ProbeMismatchException($"Probe '{name}' was trained on encoder {metadata.EncoderSha256[..12]}… ('{metadata.Encoder}'), not on this model's {encoder.EncoderSha256[..12]}… ('{encoder.Name}'): its embedding space differs. Retrain the probe.");
+            throw new ProbeMismatchException(
+                $"Probe '{name}' was trained on embeddings of model {Short(metadata.ModelId)} ('{metadata.Encoder}'), not of this model {Short(encoder.ModelId)} ('{encoder.Name}'): " +
+                "another encoder or another view, so another embedding space. Retrain the probe.",
+                $"probe {metadata.ModelId}, model {encoder.ModelId} in '{ModelFolder}'");
         }
 
         if (metadata.EmbeddingSize != encoder.Output.Dimension)
@@ -87,23 +149,164 @@ public static class ProbeStore
             throw new ProbeMismatchException($"Probe '{name}' takes {metadata.EmbeddingSize}-d embeddings; this model makes {encoder.Output.Dimension}-d ones.");
         }
 
-        using var stream = File.OpenRead(zip);
-        return new StoredProbe(metadata, LinearProbe.Load(stream, metadata.EmbeddingSize, metadata.Classes));
+        return stored;
     }
 
-    public static IReadOnlyList<string> List(string modelFolder)
+    private async Task<StoredProbe> ReadAsync(string name, string model, CancellationToken cancellationToken)
     {
-        string folder = Path.Combine(modelFolder, Folder);
-        return Directory.Exists(folder)
-            ? Directory.GetFiles(folder, "*.zip").Select(Path.GetFileNameWithoutExtension).OfType<string>().Order(StringComparer.Ordinal).ToArray()
-            : [];
-    }
-
-    private static void ValidateName(string name)
-    {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 100 || name.StartsWith('.') || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
+        string zip = Path.Combine(Folder, name + ".zip");
+        var file = new FileInfo(zip);
+        if (!file.Exists)
         {
-            throw new ArgumentException($"'{name}' is not a valid probe name: use letters, digits, '-', '_' and '.'.", nameof(name));
+            throw new ProbeNotFoundException(name, model, List(), $"no file at '{zip}'");
+        }
+
+        if (_cache.TryGetValue(name, out var cached) && cached.Stamp == new FileStamp(file.Length, file.LastWriteTimeUtc.Ticks))
+        {
+            return cached.Probe;
+        }
+
+        var gate = Gate(name);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            byte[] bytes;
+            FileStamp stamp;
+            try
+            {
+                // One handle: its stamp and its bytes are the same version, whatever renames land meanwhile.
+                using var handle = File.OpenHandle(zip, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+                stamp = new FileStamp(RandomAccess.GetLength(handle), File.GetLastWriteTimeUtc(handle).Ticks);
+                if (_cache.TryGetValue(name, out cached) && cached.Stamp == stamp)
+                {
+                    return cached.Probe;
+                }
+
+                bytes = new byte[stamp.Length];
+                int read = 0;
+                while (read < bytes.Length)
+                {
+                    int n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
+                    read += n > 0 ? n : throw new EndOfStreamException("the file ended early");
+                }
+            }
+            catch (FileNotFoundException)
+            {
+                throw new ProbeNotFoundException(name, model, List(), $"'{zip}' disappeared while loading");
+            }
+
+            var stored = Parse(name, model, zip, bytes);
+            _cache[name] = (stamp, stored);
+            return stored;
+        }
+        finally
+        {
+            gate.Release();
         }
     }
+
+    private static StoredProbe Parse(string name, string model, string zip, byte[] bytes)
+    {
+        try
+        {
+            using var memory = new MemoryStream(bytes, writable: false);
+            ProbeMetadata metadata;
+            using (var archive = new ZipArchive(memory, ZipArchiveMode.Read, leaveOpen: true))
+            {
+                var entry = archive.GetEntry(RecordEntry) ?? throw new InvalidDataException($"no {RecordEntry} entry: not a CvrlServe probe");
+                using var reader = new StreamReader(entry.Open());
+                metadata = ParseRecord(name, zip, reader.ReadToEnd());
+            }
+
+            memory.Position = 0;
+            return new StoredProbe(metadata, LinearProbe.Load(memory, metadata.EmbeddingSize, metadata.Classes));
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or JsonException or FormatException or InvalidOperationException or ArgumentException or NotSupportedException or KeyNotFoundException)
+        {
+            throw new ProbeCorruptException(name, model, $"'{zip}': {e.Message}", e);
+        }
+    }
+
+    private static ProbeMetadata ParseRecord(string name, string zip, string text)
+    {
+        var node = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException("the record is not a JSON object");
+        int schema = node["schemaVersion"]?.GetValue<int>() ?? 1;
+        if (schema < ProbeMetadata.CurrentSchemaVersion || node["modelId"] is null)
+        {
+            throw new ProbeMismatchException(
+                $"Probe '{name}' was saved in an older format that binds it to the encoder file only, not to the view its features were taken with. Retrain the probe.",
+                $"'{zip}': record schema {schema}, no modelId");
+        }
+
+        if (schema > ProbeMetadata.CurrentSchemaVersion)
+        {
+            throw new ProbeMismatchException($"Probe '{name}' was saved by a newer version of CvrlServe (record schema {schema}).", $"'{zip}'");
+        }
+
+        var metadata = node.Deserialize<ProbeMetadata>(EncoderManifest.Json) ?? throw new InvalidDataException("the record is empty");
+        if (metadata.EmbeddingSize < 1 || metadata.Classes is null || metadata.Classes.Count < 2)
+        {
+            throw new InvalidDataException("the record needs a positive embedding size and at least two classes");
+        }
+
+        return metadata;
+    }
+
+    private void DeleteStaleTemporaries(string name)
+    {
+        var cutoff = DateTime.UtcNow - StaleAfter;
+        foreach (string file in Directory.EnumerateFiles(Folder, "*" + TemporarySuffix))
+        {
+            if (TemporaryOwner(Path.GetFileName(file)) == name && File.GetLastWriteTimeUtc(file) < cutoff)
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    private string TemporaryPath(string name, string extension) => Path.Combine(Folder, $"{name}{extension}.{Guid.NewGuid():N}{TemporarySuffix}");
+
+    /// <summary>
+    /// The probe a temporary file belongs to: <c>NAME.zip.HEX32.tmp</c> or <c>NAME.json.HEX32.tmp</c> parse to
+    /// NAME exactly (so <c>a.b.zip.….tmp</c> belongs to <c>a.b</c>, never to <c>a</c>); null for anything else.
+    /// </summary>
+    internal static string? TemporaryOwner(string fileName)
+    {
+        if (!fileName.EndsWith(TemporarySuffix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        string rest = fileName[..^TemporarySuffix.Length];
+        int dot = rest.LastIndexOf('.');
+        if (dot < 0 || rest.Length - dot - 1 != 32 || !rest[(dot + 1)..].All(char.IsAsciiHexDigitLower))
+        {
+            return null;
+        }
+
+        rest = rest[..dot];
+        string? owner = rest.EndsWith(".zip", StringComparison.Ordinal) ? rest[..^4]
+            : rest.EndsWith(".json", StringComparison.Ordinal) ? rest[..^5]
+            : null;
+        return owner is not null && IsValidName(owner) ? owner : null;
+    }
+
+    private SemaphoreSlim Gate(string name) => _gates.GetOrAdd(name, _ => new SemaphoreSlim(1, 1));
+
+    private static string Short(string id) => id.Length > 12 ? id[..12] + "…" : id;
+
+    private static bool IsValidName(string name) =>
+        !string.IsNullOrWhiteSpace(name) && name.Length <= 100 && !name.StartsWith('.') && name.All(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    /// <summary>Throws <see cref="InvalidRequestException"/> unless <paramref name="name"/> can name a probe (its file names derive from it).</summary>
+    public static void ValidateName(string name)
+    {
+        if (!IsValidName(name))
+        {
+            string shown = name is null ? "(none)" : name.Length > 100 ? name[..100] + "…" : name;
+            throw new InvalidRequestException($"'{shown}' is not a valid probe name: use up to 100 letters, digits, '-', '_' and '.', not starting with '.'.");
+        }
+    }
+
+    private readonly record struct FileStamp(long Length, long LastWriteTicks);
 }

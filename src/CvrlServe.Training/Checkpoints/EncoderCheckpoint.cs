@@ -1,6 +1,9 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CvrlServe.Core.Inference;
+using CvrlServe.Training.Config;
 using CvrlServe.Training.Modules;
+using CvrlServe.Training.Trainers;
 
 namespace CvrlServe.Training.Checkpoints;
 
@@ -11,7 +14,10 @@ namespace CvrlServe.Training.Checkpoints;
 /// <param name="Step">Training steps taken.</param>
 /// <param name="ConfigSha256">SHA-256 of the resolved training config, when trained here.</param>
 /// <param name="Data">What it was trained on.</param>
-/// <param name="PretrainingClip">The clips it was trained on.</param>
+/// <param name="PretrainingClip">
+/// The clips it was trained on. <see cref="EncoderCheckpoint.Load"/> completes the short side and frame rate from the
+/// resolved config saved beside it (<c>trainer.json</c>) when <c>checkpoint.json</c> lacks them.
+/// </param>
 public sealed record CheckpointInfo(
     string Architecture,
     double Width,
@@ -72,6 +78,7 @@ public static class EncoderCheckpoint
 
         var info = JsonSerializer.Deserialize<CheckpointInfo>(File.ReadAllText(json), EncoderManifest.Json)
             ?? throw new InvalidDataException($"{json} is empty.");
+        info = WithTrainingData(folder, info);
         var encoder = new R3dEncoder(R3dArchitecture.Parse(info.Architecture), info.Width);
         try
         {
@@ -84,5 +91,31 @@ public static class EncoderCheckpoint
         }
 
         return (encoder, info);
+    }
+
+    /// <summary>
+    /// The checkpoint's clip as its training config had it: frames, stride, crop, short side and target
+    /// fps from <c>data</c> of the resolved config in <c>trainer.json</c>, which is what the trainer ran
+    /// with. Unchanged when the clip already records a short side, or when no config was saved.
+    /// </summary>
+    private static CheckpointInfo WithTrainingData(string folder, CheckpointInfo info)
+    {
+        string trainer = Path.Combine(folder, TrainerState.FileName);
+        if (info.PretrainingClip is { ShortSide: not null } || !File.Exists(trainer))
+        {
+            return info;
+        }
+
+        DataSection? data;
+        try
+        {
+            data = JsonNode.Parse(File.ReadAllText(trainer))?["config"]?["data"]?.Deserialize<DataSection>(EncoderManifest.Json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{trainer} is not a valid trainer state: {e.Message}", e);
+        }
+
+        return data is null ? info : info with { PretrainingClip = new ClipGeometry(data.Frames, data.Stride, data.CropSize, data.ShortSide, data.TargetFps) };
     }
 }

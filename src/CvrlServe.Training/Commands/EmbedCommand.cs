@@ -61,7 +61,7 @@ internal static class EmbedCommand
     {
         video,
         model = result.Model,
-        result.EncoderSha256,
+        result.ModelId,
         result.Dimension,
         provider,
         result.Embedding,

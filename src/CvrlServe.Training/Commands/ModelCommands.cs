@@ -10,9 +10,10 @@ namespace CvrlServe.Training.Commands;
 internal static class ModelCommands
 {
     public const string ViewHelp = """
-          view options (how the service samples a video; defaults sized for CPU serving):
+          view options (how the service samples a video; export defaults to what the checkpoint was
+          trained on, init and import to these, sized for CPU serving):
             --frames N       frames per clip (16)        --stride N     frame stride (2; 1 for imports)
-            --fps R          resample to R fps first (off: the video's own frames)
+            --fps R|none     resample to R fps first (none: the video's own frames)
             --short-side N   resize the short side (128) --crop N       square crop (112)
             --crops 1|3      centre crop, or 3 along the long side (1)
             --clips K        clips per video (4)
@@ -32,7 +33,7 @@ internal static class ModelCommands
         TorchSharp.torch.random.manual_seed(seed);
         using var encoder = new R3dEncoder(architecture, width);
         var manifest = EncoderExport.Write(outFolder, encoder, view, EncoderExport.CvrlValues,
-            new Provenance("random-init", Data: $"none: random initialization, seed {seed}", CreatedUtc: DateTimeOffset.UtcNow), pretrainingClip: null);
+            new Provenance("random-init", Data: $"none: random initialization, seed {seed}", CreatedUtc: DateTimeOffset.UtcNow), training: null);
         Report(output, outFolder, manifest);
         return 0;
     }
@@ -45,10 +46,16 @@ internal static class ModelCommands
         var (encoder, info) = EncoderCheckpoint.Load(checkpoint);
         using (encoder)
         {
-            // Serve what the encoder was trained on unless told otherwise: its clip length, stride and crop,
-            // from a short side 8/7 of the crop (the usual 256 → 224 ratio).
-            var trained = info.PretrainingClip is { } c
-                ? EncoderExport.DefaultView with { Frames = c.Frames, Stride = c.Stride, CropSize = c.CropSize, ShortSide = (int)Math.Round(c.CropSize * 8 / 7.0) }
+            // Serve what the encoder was trained on unless told otherwise: its clip length, stride, crop,
+            // short side and frame rate. A view it never saw is a different embedding space, not a default.
+            var training = info.PretrainingClip;
+            if (training is { ShortSide: null } && args.Optional("--short-side") is null)
+            {
+                throw new UsageException("The checkpoint does not record the short side it was trained at (no trainer.json beside it): pass --short-side.");
+            }
+
+            var trained = training is { } c
+                ? EncoderExport.DefaultView with { Frames = c.Frames, Stride = c.Stride, CropSize = c.CropSize, ShortSide = c.ShortSide ?? EncoderExport.DefaultView.ShortSide, TargetFps = c.TargetFps }
                 : EncoderExport.DefaultView;
             var view = View(args, trained);
             args.RejectUnknown();
@@ -83,7 +90,7 @@ internal static class ModelCommands
         using var encoder = TorchvisionImport.Load(weights);
         var manifest = EncoderExport.Write(outFolder, encoder, view, new ValueSpec(TorchvisionImport.Mean, TorchvisionImport.Std),
             new Provenance("imported", Path.GetFullPath(weights), Data: "torchvision r3d_18 state dict", CreatedUtc: DateTimeOffset.UtcNow),
-            pretrainingClip: new ClipGeometry(16, 1, 112));
+            training: new ClipGeometry(16, 1, 112, ShortSide: 128));
         Report(output, outFolder, manifest);
         return 0;
     }
@@ -103,7 +110,12 @@ internal static class ModelCommands
             CropSize: args.Int("--crop", defaults.CropSize, 8, 2048),
             CropMode: crops == 3 ? CropMode.ThreeAlongLongSide : CropMode.Center,
             Clips: args.Int("--clips", defaults.Clips, 1, 64),
-            TargetFps: args.Optional("--fps") is null ? null : args.Double("--fps", 0, 0.1, 240));
+            TargetFps: args.Optional("--fps") switch
+            {
+                null => defaults.TargetFps,
+                "none" => null,
+                _ => args.Double("--fps", 0, 0.1, EncoderManifest.MaxTargetFps),
+            });
         if (view.CropSize > view.ShortSide)
         {
             throw new UsageException($"--crop {view.CropSize} does not fit --short-side {view.ShortSide}.");
@@ -118,6 +130,8 @@ internal static class ModelCommands
         output.WriteLine($"Wrote {Path.Combine(folder, EncoderManifest.ModelFileName)} and {EncoderManifest.FileName}");
         output.WriteLine($"  {manifest.Architecture.Name} x{manifest.Architecture.Width:G4}: {manifest.Architecture.Parameters / 1e6:F2} M parameters, " +
             $"{manifest.Output.Dimension}-d embedding, {manifest.Architecture.FlopsPerClip / 1e9:F2} GFLOPs per {view.Frames}x{view.CropSize}x{view.CropSize} view");
-        output.WriteLine($"  sha256 {manifest.EncoderSha256}");
+        output.WriteLine($"  view {view.Clips} clips x {view.CropsPerClip} crops of {view.Frames} frames at stride {view.Stride}" +
+            $"{(view.TargetFps is { } fps ? $" on a {fps:G4} fps grid" : "")}, short side {view.ShortSide}, crop {view.CropSize}");
+        output.WriteLine($"  model id {manifest.ModelId} (onnx sha256 {manifest.EncoderSha256})");
     }
 }

@@ -29,6 +29,7 @@ internal static class ProbeCommands
         string? cache = args.Optional("--features-cache") ?? DefaultFeatureCache;
         bool cpu = args.Flag("--cpu");
         args.RejectUnknown();
+        ProbeStore.ValidateName(name); // before the features are computed, not after
 
         var dataset = LabelledVideos.Load(data);
         using var model = Open(modelFolder, cpu);
@@ -49,11 +50,12 @@ internal static class ProbeCommands
         var (probe, chosen, sweep) = ProbeTraining.Fit(examples, new ProbeTrainingOptions(trainer, l2, Seed: seed));
         var trainingMetrics = ProbeEvaluation.Evaluate(probe.Classes, examples.Select(e => (e.Item2, probe.Predict(e.Item1))).ToArray());
         var manifest = model.Model.Manifest;
-        ProbeStore.Save(modelFolder, new ProbeMetadata
+        var store = new ProbeStore(modelFolder);
+        await store.SaveAsync(new ProbeMetadata
         {
             Name = name,
             Encoder = model.Model.Name,
-            EncoderSha256 = manifest.EncoderSha256,
+            ModelId = manifest.ModelId,
             EmbeddingSize = manifest.Output.Dimension,
             Classes = probe.Classes,
             Trainer = trainer,
@@ -70,7 +72,7 @@ internal static class ProbeCommands
         }
 
         output.WriteLine($"Probe '{name}' ({trainer}, L2 {chosen:G3}) on {examples.Count} clips of {dataset.Videos.Count} videos, {probe.Classes.Count} classes; training top-1 {trainingMetrics.Top1:P1}.");
-        output.WriteLine($"Saved {ProbeStore.PathOf(modelFolder, name)}");
+        output.WriteLine($"Saved {store.PathOf(name)} for model id {manifest.ModelId}");
         return 0;
     }
 
@@ -87,7 +89,7 @@ internal static class ProbeCommands
 
         var dataset = LabelledVideos.Load(data);
         using var model = Open(modelFolder, cpu);
-        var stored = ProbeStore.Load(modelFolder, probeName, model.Model.Manifest);
+        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Model.Manifest);
         var view = model.Model.Manifest.View;
         int views = view.Clips * view.CropsPerClip;
         error.WriteLine($"Evaluating {dataset.Videos.Count} videos x {views} views ({view.Clips} clips x {view.CropsPerClip} crops): " +
@@ -143,7 +145,7 @@ internal static class ProbeCommands
         }
 
         using var model = Open(modelFolder, cpu);
-        var stored = ProbeStore.Load(modelFolder, probeName, model.Model.Manifest);
+        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Model.Manifest);
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cacheFolder: null);
         int failures = 0;
@@ -153,7 +155,7 @@ internal static class ProbeCommands
             {
                 var probabilities = ProbeEvaluation.AverageViews((await features.TestAsync(model.Model, video)).Select(stored.Probe.Predict).ToArray());
                 var ranked = probabilities.Select((p, i) => new { label = stored.Probe.Classes[i], probability = p }).OrderByDescending(x => x.probability).Take(top);
-                output.WriteLine(JsonSerializer.Serialize(new { video, model = model.Model.Name, probe = probeName, model.Model.Manifest.EncoderSha256, classes = ranked }, JsonLines));
+                output.WriteLine(JsonSerializer.Serialize(new { video, model = model.Model.Name, probe = probeName, model.Model.Manifest.ModelId, classes = ranked }, JsonLines));
             }
             catch (CvrlException e)
             {

@@ -16,7 +16,7 @@ public static class EncoderExport
     /// </summary>
     public static ViewSpec DefaultView { get; } = new(Frames: 16, Stride: 2, ShortSide: 128, CropSize: 112, CropMode: CropMode.Center, Clips: 4);
 
-    public static EncoderManifest Write(string folder, R3dEncoder encoder, ViewSpec view, ValueSpec values, Provenance provenance, ClipGeometry? pretrainingClip)
+    public static EncoderManifest Write(string folder, R3dEncoder encoder, ViewSpec view, ValueSpec values, Provenance provenance, ClipGeometry? training)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(view);
@@ -32,7 +32,7 @@ public static class EncoderExport
             Input = new InputSpec(OnnxExporter.InputName),
             Output = new OutputSpec(OnnxExporter.OutputName, encoder.EmbeddingSize),
             View = view,
-            PretrainingClip = pretrainingClip,
+            Training = training,
             Values = values,
             Architecture = new ArchitectureSpec(encoder.Architecture.Name, encoder.Width, parameters, flops),
             Opset = OnnxExporter.Opset,

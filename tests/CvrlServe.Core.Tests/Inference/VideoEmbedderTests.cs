@@ -36,7 +36,7 @@ public sealed class VideoEmbedderTests : IDisposable
         var result = await new VideoEmbedder(_reader).EmbedAsync(model, _videos.Path("moving-320x240-20s.mp4"));
 
         Assert.Equal(("tiny", 64), (result.Model, result.Dimension));
-        Assert.Equal(model.Manifest.EncoderSha256, result.EncoderSha256);
+        Assert.Equal(model.Manifest.ModelId, result.ModelId);
         Assert.Equal(1.0, Norm(result.Embedding), 4);
         Assert.Equal(2, result.Clips.Count);
         Assert.All(result.Clips, c => Assert.Equal(1.0, Norm(c.Embedding), 4));

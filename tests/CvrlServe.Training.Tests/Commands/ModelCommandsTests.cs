@@ -1,8 +1,11 @@
+using System.Text.Json;
 using CvrlServe.Core.Inference;
 using CvrlServe.Training.Checkpoints;
+using CvrlServe.Training.Config;
 using CvrlServe.Training.Export;
 using CvrlServe.Training.Modules;
 using CvrlServe.Training.Tests.Export;
+using CvrlServe.Training.Trainers;
 using Microsoft.ML.OnnxRuntime;
 
 namespace CvrlServe.Training.Tests.Commands;
@@ -51,6 +54,43 @@ public sealed class ModelCommandsTests : IDisposable
         Assert.Equal(3, manifest.View.CropsPerClip);
         Assert.Equal(512, manifest.Output.Dimension);
         AssertServesLikeTorchSharp(model, manifest, encoder);
+    }
+
+    [Fact]
+    public void Export_RunCheckpoint_ServesTheTrainingViewFromItsConfig_CommandLineOverridesMakeAnotherModelId()
+    {
+        // A checkpoint as the trainers write it: the encoder, checkpoint.json, and the resolved config in trainer.json.
+        var config = ExperimentConfig.Load(Path.Combine(AppContext.BaseDirectory, "experiments", "cpu-tiny.json"), ["data.targetFps=12.5", "model.width=0.125"]);
+        using var encoder = new R3dEncoder(R3dArchitecture.R3d18, 0.125);
+        string checkpoint = Path.Combine(_folder, "run", "checkpoints", "step-0000200");
+        EncoderCheckpoint.Save(checkpoint, encoder, new CheckpointInfo("r3d18", 0.125, "pretrained", 200, config.Sha256(), "tiny",
+            new ClipGeometry(config.Data.Frames, config.Data.Stride, config.Data.CropSize)));
+        File.WriteAllText(Path.Combine(checkpoint, TrainerState.FileName), JsonSerializer.Serialize(new TrainerState(200, 200, config.Sha256(), config), EncoderManifest.Json));
+
+        string served = Path.Combine(_folder, "models", "as-trained");
+        var (code, _, stderr) = Run("export", "--checkpoint", Path.Combine(_folder, "run"), "--out", served);
+        Assert.True(code == 0, stderr);
+        var manifest = EncoderManifest.Load(served);
+        var data = config.Data;
+        Assert.Equal((data.Frames, data.Stride, data.ShortSide, data.CropSize, data.TargetFps),
+            (manifest.View.Frames, manifest.View.Stride, manifest.View.ShortSide, manifest.View.CropSize, manifest.View.TargetFps));
+        Assert.Equal(new ClipGeometry(data.Frames, data.Stride, data.CropSize, data.ShortSide, data.TargetFps), manifest.Training);
+
+        string other = Path.Combine(_folder, "models", "other-view");
+        (code, _, stderr) = Run("export", "--checkpoint", Path.Combine(_folder, "run"), "--out", other, "--frames", "4", "--crop", "48", "--fps", "none");
+        Assert.True(code == 0, stderr);
+        var overridden = EncoderManifest.Load(other);
+        Assert.Equal((4, data.Stride, data.ShortSide, 48, (double?)null),
+            (overridden.View.Frames, overridden.View.Stride, overridden.View.ShortSide, overridden.View.CropSize, overridden.View.TargetFps));
+        Assert.Equal(manifest.Training, overridden.Training); // training is a record, not the view
+        Assert.Equal(manifest.EncoderSha256, overridden.EncoderSha256);
+        Assert.NotEqual(manifest.ModelId, overridden.ModelId);
+
+        // Without trainer.json the short side it was trained at is unknown: asked for, not guessed.
+        File.Delete(Path.Combine(checkpoint, TrainerState.FileName));
+        (code, _, stderr) = Run("export", "--checkpoint", checkpoint, "--out", Path.Combine(_folder, "models", "unknown"));
+        Assert.Equal(2, code);
+        Assert.Contains("--short-side", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

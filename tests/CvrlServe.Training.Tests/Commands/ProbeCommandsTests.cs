@@ -21,7 +21,7 @@ public sealed class ProbeCommandsTests(TrainingVideos videos, ITestOutputHelper 
     }
 
     [Fact]
-    public void TrainEvalClassify_OnLabelledVideos_EndToEnd()
+    public async Task TrainEvalClassify_OnLabelledVideos_EndToEnd()
     {
         string model = Model("m", 1);
         string cache = Path.Combine(_folder, "features");
@@ -33,7 +33,9 @@ public sealed class ProbeCommandsTests(TrainingVideos videos, ITestOutputHelper 
         int cached = Directory.GetFiles(cache).Length;
         Assert.Equal(12, cached);
 
-        var record = ProbeStore.Load(model, "motion", EncoderManifest.Load(model)).Metadata;
+        var manifest = EncoderManifest.Load(model);
+        var record = (await new ProbeStore(model).LoadAsync("motion", manifest)).Metadata;
+        Assert.Equal(manifest.ModelId, record.ModelId);
         Assert.Equal(["down", "pulse", "right"], record.Classes);
         Assert.Equal(36, record.TrainingExamples);
         Assert.NotNull(record.DataFingerprint);
@@ -59,6 +61,7 @@ public sealed class ProbeCommandsTests(TrainingVideos videos, ITestOutputHelper 
         Assert.Equal(0, code);
         var line = JsonDocument.Parse(stdout).RootElement;
         Assert.Equal(2, line.GetProperty("classes").GetArrayLength());
+        Assert.Equal(manifest.ModelId, line.GetProperty("modelId").GetString());
     }
 
     [Fact]
@@ -76,6 +79,37 @@ public sealed class ProbeCommandsTests(TrainingVideos videos, ITestOutputHelper 
         var (code, _, stderr) = ModelCommandsTests.Run("classify", "--model", b, "--probe", "p", "--cpu", Path.Combine(videos.Labelled, "pulse", "p0.mp4"));
         Assert.Equal(1, code);
         Assert.Contains("Retrain the probe", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Classify_ProbeOfTheSameEncoderExportedWithAnotherView_Refused()
+    {
+        string a = Model("a", 1);
+        string wider = Path.Combine(_folder, "wider");
+        Assert.Equal(0, ModelCommandsTests.Run("init", "--arch", "r3d18", "--width", "0.25", "--seed", "1", "--out", wider,
+            "--frames", "4", "--short-side", "48", "--crop", "32", "--clips", "2", "--crops", "3").Code);
+        Assert.Equal(EncoderManifest.Load(a).EncoderSha256, EncoderManifest.Load(wider).EncoderSha256); // the same encoder.onnx
+        Assert.Equal(0, ModelCommandsTests.Run("probe", "train", "--model", a, "--data", videos.Labelled, "--name", "p", "--features-cache", Path.Combine(_folder, "f"), "--cpu").Code);
+        Directory.CreateDirectory(Path.Combine(wider, "probes"));
+        foreach (string file in Directory.GetFiles(Path.Combine(a, "probes")))
+        {
+            File.Copy(file, Path.Combine(wider, "probes", Path.GetFileName(file)));
+        }
+
+        var (code, _, stderr) = ModelCommandsTests.Run("classify", "--model", wider, "--probe", "p", "--cpu", Path.Combine(videos.Labelled, "pulse", "p0.mp4"));
+        Assert.Equal(1, code);
+        Assert.Contains("Retrain the probe", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProbeTrain_BadName_RefusedBeforeAnyFeatureIsComputed()
+    {
+        string model = Model("m", 1);
+        string cache = Path.Combine(_folder, "features");
+        var (code, _, stderr) = ModelCommandsTests.Run("probe", "train", "--model", model, "--data", videos.Labelled, "--name", "../escape", "--features-cache", cache, "--cpu");
+        Assert.Equal(1, code);
+        Assert.Contains("is not a valid probe name", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(cache) && Directory.EnumerateFiles(cache).Any());
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
         var (code, _, stderr) = ModelCommandsTests.Run("export", "--checkpoint", Path.Combine(_folder, "tiny"), "--out", model);
         Assert.True(code == 0, stderr);
         var manifest = EncoderManifest.Load(model);
-        Assert.Equal((4, 2, 32, 37), (manifest.View.Frames, manifest.View.Stride, manifest.View.CropSize, manifest.View.ShortSide)); // the training clip
+        Assert.Equal((4, 2, 32, 40), (manifest.View.Frames, manifest.View.Stride, manifest.View.CropSize, manifest.View.ShortSide)); // the training view (TinyOverrides)
         Assert.Equal(("pretrained", 200L), (manifest.Provenance.Kind, manifest.Provenance.Steps!.Value));
         var (encoder, _) = EncoderCheckpoint.Load(Path.Combine(_folder, "tiny"));
         using (encoder)
