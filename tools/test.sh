@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
 # SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
-# tests), checks formatting, builds and runs every test project, and ends with one summary line.
+# tests), fetches the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages
+# unpacked, not installed, into ~/.cache/cvrl/footage), checks formatting, builds and runs every test
+# project, and ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Real footage from Debian packages for RealFootageTests, cached outside the clone (~100 MB once).
+bash tools/fetch-footage.sh >/dev/null
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet restore CvrlServe.sln
