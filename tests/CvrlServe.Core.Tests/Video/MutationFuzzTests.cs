@@ -8,16 +8,6 @@ using Xunit.Abstractions;
 namespace CvrlServe.Core.Tests.Video;
 
 /// <summary>
-/// Tests that count processes, temporary files or this process's memory: they run after every parallel
-/// collection, with nothing else beside them.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class IsolatedTests
-{
-    public const string Name = "isolated (nothing runs beside it)";
-}
-
-/// <summary>
 /// A seeded, bounded mutation fuzz of probe, decode and embedding: small MP4, MKV and AVI files with
 /// bytes flipped in their headers, size and count fields overwritten with extreme numbers, cut short,
 /// or with chunks duplicated. Every outcome is success or a <see cref="CvrlException"/>, within its
