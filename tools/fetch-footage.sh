@@ -46,6 +46,7 @@ for package in "${packages[@]}"; do
   mkdir -p "$dest/unpacked/$package"
   dpkg -x "${debs[0]}" "$dest/unpacked/$package"
   touch "$marker"
+  rm -f "${debs[@]}" # the unpacked tree and its marker are the cache
 done
 
 pattern=()

@@ -177,7 +177,11 @@ public sealed class IrregularVideos : IDisposable
         FfTools.Ffmpeg(["-f", "lavfi", "-i", source, "-frames:v", frames.ToString(CultureInfo.InvariantCulture), .. encode, Path(name)]);
 }
 
-[CollectionDefinition(Name)]
+/// <summary>
+/// Not parallel with other collections: the "videos" collection's safety tests count every ffmpeg child
+/// of this process, and these tests start many.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SharedIrregularVideos : ICollectionFixture<IrregularVideos>
 {
     public const string Name = "irregular videos";

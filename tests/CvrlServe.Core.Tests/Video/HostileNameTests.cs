@@ -7,6 +7,7 @@ namespace CvrlServe.Core.Tests.Video;
 /// leading dash, and names that spell ffmpeg options. Each is an ordinary video and must read as one; a
 /// name crafted to make ffmpeg read a neighbouring concat list must never reach the list's target.
 /// </summary>
+[Collection(IsolatedTests.Name)]
 public sealed class HostileNameTests : IDisposable
 {
     private const int Frames = 10;

@@ -8,16 +8,6 @@ using Xunit.Abstractions;
 namespace CvrlServe.Core.Tests.Video;
 
 /// <summary>
-/// Tests that count processes, temporary files or this process's memory: they run after every parallel
-/// collection, with nothing else beside them.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class IsolatedTests
-{
-    public const string Name = "isolated (nothing runs beside it)";
-}
-
-/// <summary>
 /// A seeded, bounded mutation fuzz of probe, decode and embedding: small MP4, MKV and AVI files with
 /// bytes flipped in their headers, size and count fields overwritten with extreme numbers, cut short,
 /// or with chunks duplicated. Every outcome is success or a <see cref="CvrlException"/>, within its
@@ -29,7 +19,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
 {
     /// <summary>Mutant i of source s is built by <c>new Random(BaseSeed + 1000 * s + i)</c>.</summary>
     public const int BaseSeed = 20261202;
-    public const int MutantsPerSource = 16; // 48 mutants: about 1 s each on 2 busy cores, inside the 60 s budget
+    public const int MutantsPerSource = 12; // 36 mutants: 1.1–1.3 s each on 2 cores at load 14–15 (48 took 54.7 s, 42 took 56.0 s); the budget is 60 s
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(60);
     private static readonly uint[] Extremes = [0xFFFFFFF0, 0x7FFFFFFF, 0, 1, 0x80000000, 0xFFFFFFFF];
@@ -107,7 +97,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
         var clock = Stopwatch.StartNew();
         var (outcome, failure) = await RunAsync(reader, encoder, path, TimeSpan.FromSeconds(10));
         output.WriteLine($"nb_frames={nbFrames}: {outcome} in {clock.ElapsedMilliseconds} ms");
-        Assert.Null(failure);
+        Assert.True(failure is null, failure);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed.TotalSeconds:F1} s");
     }
 
@@ -130,7 +120,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
         var clock = Stopwatch.StartNew();
         var (outcome, failure) = await RunAsync(reader, encoder, path, TimeSpan.FromSeconds(10));
         output.WriteLine($"{box} duration 0xFFFFFFF0: {outcome} in {clock.ElapsedMilliseconds} ms");
-        Assert.Null(failure);
+        Assert.True(failure is null, failure);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed.TotalSeconds:F1} s");
     }
 

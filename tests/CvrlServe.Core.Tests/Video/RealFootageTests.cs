@@ -11,6 +11,7 @@ namespace CvrlServe.Core.Tests.Video;
 /// or is refused with a typed error that says why; a file in an accepted container whose codec ffmpeg
 /// decodes, within the default limits, must embed.
 /// </summary>
+[Collection(IsolatedTests.Name)]
 public sealed class RealFootageTests(ITestOutputHelper output)
 {
     private static readonly string[] Extensions =
