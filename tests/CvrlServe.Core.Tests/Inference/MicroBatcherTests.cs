@@ -196,9 +196,10 @@ public sealed class MicroBatcherTests
     }
 
     [Fact]
-    public async Task EmbedAsync_DeadlinePassesWhileQueued_FailsAsTimedOutAndTheRunAheadIsStopped()
+    public async Task EmbedAsync_DeadlinePassesWhileQueued_FailsAsTimedOutWithoutRunning()
     {
-        using var runner = new HeldRunner();
+        // The held run ignores the batcher's stop, so the queued request expires while it is still queued.
+        using var runner = new HeldRunner { HonoursStop = false };
         await using var batcher = runner.Batcher(new EncoderSessionOptions { MaxBatchSize = 1, MaxBatchWait = TimeSpan.Zero, InferenceTimeout = TimeSpan.FromMilliseconds(300) });
         var running = batcher.EmbedAsync(Clips(1, 1), Shape);
         await runner.Entered(1);
@@ -206,13 +207,27 @@ public sealed class MicroBatcherTests
 
         var expired = await Assert.ThrowsAsync<DeadlineExceededException>(() => queued.WaitAsync(Patience));
         await Assert.ThrowsAsync<DeadlineExceededException>(() => running.WaitAsync(Patience));
-        await runner.Stopped.Task.WaitAsync(Patience); // the held batch was stopped: nobody waited for it
-
-        Assert.Equal(TimeSpan.FromMilliseconds(300), expired.Timeout);
         runner.Open();
         var fresh = await batcher.EmbedAsync(Clips(1, 3), Shape).WaitAsync(Patience);
+
+        Assert.Equal(TimeSpan.FromMilliseconds(300), expired.Timeout);
         Assert.Equal(2, runner.Calls); // the expired queued request never ran
         Assert.Single(fresh.Embeddings);
+    }
+
+    [Fact]
+    public async Task EmbedAsync_DeadlinePassesWhileRunning_RunIsStopped()
+    {
+        using var runner = new HeldRunner();
+        await using var batcher = runner.Batcher(new EncoderSessionOptions { MaxBatchWait = TimeSpan.Zero, InferenceTimeout = TimeSpan.FromMilliseconds(300) });
+        var running = batcher.EmbedAsync(Clips(2, 1), Shape);
+        await runner.Entered(1);
+
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => running.WaitAsync(Patience));
+        await runner.Stopped.Task.WaitAsync(Patience);
+        runner.Open();
+        Assert.Single((await batcher.EmbedAsync(Clips(1, 2), Shape).WaitAsync(Patience)).Embeddings);
+        Assert.Equal(0L, batcher.Statistics.FailedBatches); // stopped because nobody waited, not failed
     }
 
     [Fact]
@@ -264,6 +279,9 @@ public sealed class MicroBatcherTests
         /// <summary>The call (1-based) that throws as if ONNX Runtime had failed; 0 for none.</summary>
         public int FailOnCall { get; init; }
 
+        /// <summary>Whether a held run ends when the batcher stops it (as ONNX Runtime's terminate flag does).</summary>
+        public bool HonoursStop { get; init; } = true;
+
         /// <summary>Set when a held run saw its cancellation token (the batcher stopped it).</summary>
         public TaskCompletionSource Stopped { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -281,7 +299,7 @@ public sealed class MicroBatcherTests
             _entered[Math.Min(call, _entered.Length) - 1].TrySetResult();
             try
             {
-                _gate.Wait(cancellationToken);
+                _gate.Wait(HonoursStop ? cancellationToken : CancellationToken.None);
             }
             catch (OperationCanceledException)
             {
