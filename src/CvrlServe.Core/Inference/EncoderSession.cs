@@ -116,10 +116,10 @@ public sealed class EncoderSession : IDisposable
             throw new InvalidRequestException($"A batch of {count} clips of {string.Join('x', clipShape)} does not fit the {input.Length} input and {output.Length} output values given.");
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
         using var runOptions = new RunOptions();
         using var deadline = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? new CancellationTokenSource(limit) : null;
-        // Registrations end (waiting for a running callback) before the run options are disposed.
+        // Registrations end (waiting for a running callback) before the run options are disposed. A token
+        // cancelled already sets the flag here, and ONNX Runtime refuses to start.
         using var onCancel = cancellationToken.UnsafeRegister(static o => ((RunOptions)o!).Terminate = true, runOptions);
         using var onDeadline = deadline?.Token.UnsafeRegister(static o => ((RunOptions)o!).Terminate = true, runOptions) ?? default;
         try
