@@ -205,6 +205,26 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Equal(1, loads);
     }
 
+    [Fact]
+    public async Task Watch_ReloadThatThrows_ObservedAndReportedInTheStatus()
+    {
+        string folder = TinyModels.CopyInto(_models, TinyModels.Seed1, "m");
+        var registry = new ModelRegistry(_models, Cpu()) { Debounce = TimeSpan.FromMilliseconds(50) };
+        await registry.StartAsync();
+        var thrown = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        registry.Changed += _ =>
+        {
+            thrown.TrySetResult();
+            throw new InvalidOperationException("a listener failed");
+        };
+
+        await File.AppendAllTextAsync(Path.Combine(folder, EncoderManifest.FileName), "\n");
+        await thrown.Task.WaitAsync(Patience);
+        await registry.DisposeAsync().AsTask().WaitAsync(Patience); // waits for the watcher's reload task
+
+        Assert.Contains("a listener failed", registry.List().Single().Error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/m/a/encoder.onnx", "a")]
     [InlineData("/m/a", "a")]
