@@ -46,9 +46,9 @@ foreach (int concurrency in new[] { 1, 4, 16 })
 {
     foreach (bool batching in new[] { false, true })
     {
-        var sessionOptions = new EncoderSessionOptions { Provider = ProviderPreference.Cpu, IntraOpThreads = int.Parse(options["--threads"], CultureInfo.InvariantCulture), MaxBatchSize = batching ? 8 : 1, MaxBatchWait = TimeSpan.FromMilliseconds(batching ? 10 : 0), QueueCapacity = 4096 };
-        using var registry = new ModelRegistry(models, sessionOptions);
-        registry.Start();
+        var sessionOptions = new EncoderSessionOptions { Provider = ProviderPreference.Cpu, IntraOpThreads = int.Parse(options["--threads"], CultureInfo.InvariantCulture), MaxBatchSize = batching ? 8 : 1, MaxBatchWait = TimeSpan.FromMilliseconds(batching ? 10 : 0), QueueCapacity = 4096, InferenceTimeout = Timeout.InfiniteTimeSpan };
+        await using var registry = new ModelRegistry(models, sessionOptions);
+        await registry.StartAsync();
         using var lease = registry.Acquire("bench");
         using var reader = new VideoReader();
         var embedder = new VideoEmbedder(reader);

@@ -49,7 +49,7 @@ if (options.TryGetValue("--max-aspect", out string? aspect))
 }
 
 using var reader = new VideoReader(new VideoReaderOptions { Limits = limits });
-var encoder = EncoderModel.Load(model, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
+await using var encoder = await EncoderModel.LoadAsync(model, new EncoderSessionOptions { Provider = ProviderPreference.Cpu, InferenceTimeout = Timeout.InfiniteTimeSpan });
 var embedder = new VideoEmbedder(reader);
 
 GC.Collect();

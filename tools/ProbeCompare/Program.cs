@@ -57,7 +57,7 @@ using (var encoder = new R3dEncoder(R3dArchitecture.R3d18, 0.25))
 }
 
 var dataset = LabelledVideos.Load(data);
-var model = EncoderModel.Load(modelFolder, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
+await using var model = await EncoderModel.LoadAsync(modelFolder, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
 using var reader = new VideoReader();
 var features = new ProbeFeatures(new VideoEmbedder(reader), Path.Combine(work, "features"));
 var train = new List<(float[] Features, string Label)>();
@@ -105,7 +105,6 @@ foreach (string line in report.Split('\n').Where(l => l.StartsWith("time ", Stri
     Console.WriteLine($"ML.NET / scikit-learn training time ({line.Split(' ')[1]}) = {mlnetSeconds / seconds:F2}");
 }
 
-model.Retire();
 return peer.ExitCode;
 
 static void WriteCsv(string path, List<(float[] Features, string Label)> rows)

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Microsoft.ML.OnnxRuntime;
 
 namespace CvrlServe.Core.Inference;
@@ -21,6 +22,9 @@ public sealed class EncoderSession : IDisposable
     }
 
     public string Folder { get; }
+
+    /// <summary>The model's name: its folder's name.</summary>
+    public string Name => Path.GetFileName(Folder);
 
     public EncoderManifest Manifest { get; }
 
@@ -47,12 +51,22 @@ public sealed class EncoderSession : IDisposable
         }
 
         string model = Path.Combine(folder, EncoderManifest.ModelFileName);
-        if (!File.Exists(model))
+        byte[] onnx;
+        try
         {
-            throw new ModelLoadException(name, $"{EncoderManifest.ModelFileName} is missing.");
+            // Read once: the bytes hashed are the bytes loaded, whatever happens to the file meanwhile.
+            onnx = File.ReadAllBytes(model);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ModelLoadException(name, $"{EncoderManifest.ModelFileName} is missing.", e.Message, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException(name, $"{EncoderManifest.ModelFileName} could not be read.", e.Message, e);
         }
 
-        string sha = EncoderManifest.Sha256Of(model);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(onnx));
         if (!string.Equals(sha, manifest.EncoderSha256, StringComparison.OrdinalIgnoreCase))
         {
             throw new ModelLoadException(name, $"{EncoderManifest.ModelFileName} has SHA-256 {sha}, but the manifest says {manifest.EncoderSha256}: a partial copy or a mismatched pair.");
@@ -62,7 +76,7 @@ public sealed class EncoderSession : IDisposable
         InferenceSession session;
         try
         {
-            session = new InferenceSession(model, sessionOptions);
+            session = new InferenceSession(onnx, sessionOptions);
         }
         catch (OnnxRuntimeException e)
         {
@@ -81,17 +95,54 @@ public sealed class EncoderSession : IDisposable
     /// <summary>
     /// Runs <paramref name="count"/> clips stored back to back in <paramref name="input"/> (each of
     /// <paramref name="clipShape"/> = C, T, H, W) and writes [count, D] embeddings into <paramref name="output"/>.
+    /// Cancelling <paramref name="cancellationToken"/> or passing <paramref name="timeout"/> stops a running
+    /// batch through ONNX Runtime's terminate flag: that throws <see cref="OperationCanceledException"/> or
+    /// <see cref="DeadlineExceededException"/>. A run that finishes before ONNX Runtime sees the flag returns
+    /// normally. Other ONNX Runtime failures throw <see cref="InferenceFailedException"/>; sizes that do not
+    /// add up throw <see cref="InvalidRequestException"/>.
     /// </summary>
-    public void Run(Memory<float> input, int count, int[] clipShape, Span<float> output)
+    public void Run(Memory<float> input, int count, int[] clipShape, Span<float> output, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(clipShape);
+        if (clipShape.Length != 4 || count < 1 || clipShape.Any(d => d < 1))
+        {
+            throw new InvalidRequestException("A batch needs at least one clip and a clip shape of four positive sizes (C, T, H, W).");
+        }
+
         long[] shape = [count, clipShape[0], clipShape[1], clipShape[2], clipShape[3]];
-        long elements = shape.Aggregate(1L, (a, b) => a * b);
-        // The OrtValue borrows the managed buffer: no copy, and it must not outlive this call.
-        using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input[..(int)elements], shape);
+        long elements = shape.Aggregate(1L, (a, b) => a > input.Length ? a : a * b);
+        if (elements > input.Length || (long)count * Dimension > output.Length)
+        {
+            throw new InvalidRequestException($"A batch of {count} clips of {string.Join('x', clipShape)} does not fit the {input.Length} input and {output.Length} output values given.");
+        }
+
         using var runOptions = new RunOptions();
-        using var outputs = _session.Run(runOptions, [Manifest.Input.Name], [value], [Manifest.Output.Name]);
-        outputs[0].GetTensorDataAsSpan<float>().CopyTo(output);
+        using var deadline = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? new CancellationTokenSource(limit) : null;
+        // Registrations end (waiting for a running callback) before the run options are disposed. A token
+        // cancelled already sets the flag here, and ONNX Runtime refuses to start.
+        using var onCancel = cancellationToken.UnsafeRegister(static o => ((RunOptions)o!).Terminate = true, runOptions);
+        using var onDeadline = deadline?.Token.UnsafeRegister(static o => ((RunOptions)o!).Terminate = true, runOptions) ?? default;
+        try
+        {
+            // The OrtValue borrows the managed buffer: no copy, and it must not outlive this call.
+            using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input[..(int)elements], shape);
+            using var outputs = _session.Run(runOptions, [Manifest.Input.Name], [value], [Manifest.Output.Name]);
+            outputs[0].GetTensorDataAsSpan<float>().CopyTo(output);
+        }
+        catch (OnnxRuntimeException e) when (runOptions.Terminate)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The inference was cancelled.", e, cancellationToken);
+            }
+
+            throw new DeadlineExceededException("Inference", timeout!.Value, e.Message);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            // The C# API keeps the status code private; its message starts with it.
+            throw new InferenceFailedException(Name, e.Message.StartsWith("[ErrorCode:InvalidArgument]", StringComparison.Ordinal), e.Message, e);
+        }
     }
 
     public void Dispose() => _session.Dispose();

@@ -50,6 +50,39 @@ public sealed class EncoderSessionOptions
     /// <summary>Clips that may wait for inference before new work is refused as overloaded.</summary>
     public int QueueCapacity { get; set; } = 256;
 
+    /// <summary>
+    /// Bytes of clips (4 per float) that may wait for inference before new work is refused as overloaded;
+    /// a single request larger than this is refused as over the limit. The default, like
+    /// <see cref="Video.VideoLimits.MaxDecodedBytes"/>'s, holds about 440 clips of 3×16×112×112.
+    /// </summary>
+    public long QueueCapacityBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// How long a request may take from submission to its embeddings, queueing included; past it the
+    /// request fails as timed out and a batch that only it still waits for is stopped.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> for none.
+    /// </summary>
+    public TimeSpan InferenceTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Run every batch size once before the model is reported ready.</summary>
     public bool WarmUp { get; set; } = true;
+
+    /// <summary>Throws <see cref="InvalidRequestException"/> naming the first setting out of range.</summary>
+    public void Validate()
+    {
+        string? wrong = this switch
+        {
+            { MaxBatchSize: < 1 } => $"{nameof(MaxBatchSize)} must be at least 1.",
+            { QueueCapacity: < 1 } => $"{nameof(QueueCapacity)} must be at least 1.",
+            { QueueCapacityBytes: < 1 } => $"{nameof(QueueCapacityBytes)} must be at least 1.",
+            { IntraOpThreads: < 0 } => $"{nameof(IntraOpThreads)} must not be negative.",
+            _ when MaxBatchWait < TimeSpan.Zero => $"{nameof(MaxBatchWait)} must not be negative.",
+            _ when InferenceTimeout <= TimeSpan.Zero && InferenceTimeout != Timeout.InfiniteTimeSpan => $"{nameof(InferenceTimeout)} must be positive or infinite.",
+            _ => null,
+        };
+        if (wrong is not null)
+        {
+            throw new InvalidRequestException($"Invalid encoder session options: {wrong}");
+        }
+    }
 }

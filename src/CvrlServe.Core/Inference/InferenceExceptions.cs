@@ -22,3 +22,16 @@ public sealed class ModelNotReadyException(string model, string reason, string? 
 {
     public string Model { get; } = model;
 }
+
+/// <summary>
+/// ONNX Runtime refused or failed to run a batch that passed validation. The message is safe for a client;
+/// ONNX Runtime's own words are in <see cref="CvrlException.Detail"/>. Kind: <see cref="ErrorKind.InvalidArgument"/>
+/// when ONNX Runtime says the input does not fit the model, else <see cref="ErrorKind.NotReady"/> (the
+/// model cannot serve this now; there is no kind for a server fault).
+/// </summary>
+public sealed class InferenceFailedException(string model, bool inputRejected, string? detail = null, Exception? inner = null)
+    : CvrlException(inputRejected ? ErrorKind.InvalidArgument : ErrorKind.NotReady,
+        inputRejected ? $"Model '{model}' does not accept this input." : $"Model '{model}' failed to run this batch.", detail, inner)
+{
+    public string Model { get; } = model;
+}

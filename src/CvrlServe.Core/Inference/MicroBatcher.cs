@@ -6,41 +6,72 @@ namespace CvrlServe.Core.Inference;
 /// <summary>Embeddings of one request's clips, and how long they queued and ran.</summary>
 public sealed record BatchResult(float[][] Embeddings, TimeSpan Queued, TimeSpan Inference);
 
-/// <summary>Counters for readiness pages and tests.</summary>
-public sealed record BatcherStatistics(long Batches, long Clips, int LargestBatch, int Queued);
+/// <summary>Counters for readiness pages and tests: what ran, what failed, and what waits now.</summary>
+/// <param name="Batches">Batches that ran to the end.</param>
+/// <param name="Clips">Clips in those batches.</param>
+/// <param name="FailedBatches">Batches that failed (their requests failed; the worker went on).</param>
+public sealed record BatcherStatistics(long Batches, long Clips, int LargestBatch, int Queued, long QueuedBytes, long FailedBatches);
 
 /// <summary>
-/// Dynamic batching: clips from concurrent requests wait in one bounded queue and run together, up to
+/// Dynamic batching: clips from concurrent requests wait in one queue and run together, up to
 /// <see cref="EncoderSessionOptions.MaxBatchSize"/> clips or until the first has waited
-/// <see cref="EncoderSessionOptions.MaxBatchWait"/>. Clips batch only with clips of the same shape. A
-/// full queue refuses new requests with <see cref="OverloadedException"/>; a cancelled request's
-/// clips are dropped before they run. One worker runs batches in order, reusing its input buffer.
+/// <see cref="EncoderSessionOptions.MaxBatchWait"/>. Clips batch only with clips of the same shape.
+/// <para>
+/// <see cref="EmbedAsync"/> validates clips before they queue (<see cref="InvalidRequestException"/>), refuses
+/// work beyond the queue's clip and byte capacity (<see cref="OverloadedException"/>, or
+/// <see cref="LimitExceededException"/> for a request that could never fit), and fails a request that has
+/// not finished within <see cref="EncoderSessionOptions.InferenceTimeout"/> of submission with
+/// <see cref="DeadlineExceededException"/>. A cancelled or expired request's queued clips are dropped;
+/// a running batch is stopped when no request in it still waits. A batch that fails fails only its
+/// requests: the one worker goes on with the next. Disposal fails whatever still waits with
+/// <see cref="ModelNotReadyException"/>.
+/// </para>
 /// </summary>
 public sealed class MicroBatcher : IAsyncDisposable
 {
-    private readonly EncoderSession _session;
+    private readonly string _model;
+    private readonly int _dimension;
+    private readonly BatchRunner _run;
     private readonly EncoderSessionOptions _options;
     private readonly Channel<ClipWork> _queue = Channel.CreateUnbounded<ClipWork>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _worker;
     private readonly List<ClipWork> _deferred = [];
+    private readonly Lazy<Task> _disposal;
+    private readonly Task _worker;
     private float[] _buffer = [];
+    private int _disposed;
     private int _queued;
+    private long _queuedBytes;
     private long _batches;
     private long _clips;
+    private long _failed;
+    private long _lastBatchTicks;
     private int _largest;
 
     public MicroBatcher(EncoderSession session, EncoderSessionOptions options)
+        : this(session?.Name ?? throw new ArgumentNullException(nameof(session)), session.Dimension, options,
+            (input, count, shape, output, token) => session.Run(input, count, shape, output, cancellationToken: token))
     {
-        _session = session;
+    }
+
+    /// <summary>A batcher over any runner: the seam tests use to hold, fail or watch a batch.</summary>
+    internal MicroBatcher(string model, int dimension, EncoderSessionOptions options, BatchRunner run)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _model = model;
+        _dimension = dimension;
         _options = options;
+        _run = run;
+        _disposal = new Lazy<Task>(DisposeCoreAsync);
         _worker = Task.Run(WorkAsync);
     }
 
-    /// <summary>Test seam: awaited by the worker before each batch it forms.</summary>
-    internal Func<Task>? BeforeBatch { get; set; }
+    /// <summary>Runs one batch: fills <paramref name="output"/> or throws; stops when <paramref name="cancellationToken"/> is cancelled.</summary>
+    internal delegate void BatchRunner(Memory<float> input, int count, int[] clipShape, Span<float> output, CancellationToken cancellationToken);
 
-    public BatcherStatistics Statistics => new(Interlocked.Read(ref _batches), Interlocked.Read(ref _clips), Volatile.Read(ref _largest), Volatile.Read(ref _queued));
+    public BatcherStatistics Statistics => new(Interlocked.Read(ref _batches), Interlocked.Read(ref _clips), Volatile.Read(ref _largest),
+        Volatile.Read(ref _queued), Interlocked.Read(ref _queuedBytes), Interlocked.Read(ref _failed));
 
     /// <summary>Queues the clips (each C×T×H×W floats of <paramref name="clipShape"/>) and returns their embeddings in order.</summary>
     public Task<BatchResult> EmbedAsync(IReadOnlyList<float[]> clips, int[] clipShape, CancellationToken cancellationToken = default)
@@ -48,25 +79,57 @@ public sealed class MicroBatcher : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(clips);
         ArgumentNullException.ThrowIfNull(clipShape);
         cancellationToken.ThrowIfCancellationRequested();
+        int clipLength = ClipLength(clipShape);
+        for (int i = 0; i < clips.Count; i++)
+        {
+            if (clips[i] is not { } clip || clip.Length != clipLength)
+            {
+                throw new InvalidRequestException($"Clip {i} has {clips[i]?.Length ?? 0} values; a {string.Join('x', clipShape)} clip has {clipLength}.");
+            }
+        }
+
         if (clips.Count == 0)
         {
             return Task.FromResult(new BatchResult([], TimeSpan.Zero, TimeSpan.Zero));
         }
 
-        int queued = Interlocked.Add(ref _queued, clips.Count);
-        if (queued > _options.QueueCapacity && queued != clips.Count)
+        if (Volatile.Read(ref _disposed) != 0)
         {
-            Interlocked.Add(ref _queued, -clips.Count);
-            // A rough wait: the queue ahead at the last batch's pace, at least a second.
-            throw new OverloadedException($"{queued - clips.Count} clips are waiting for the encoder, capacity {_options.QueueCapacity}",
-                TimeSpan.FromSeconds(Math.Max(1, queued / Math.Max(1, _options.MaxBatchSize))));
+            throw Stopping();
         }
 
-        var request = new Request(clips.Count, cancellationToken);
-        string key = string.Join('x', clipShape);
+        long clipBytes = (long)clipLength * sizeof(float);
+        long bytes = clips.Count * clipBytes;
+        if (bytes > _options.QueueCapacityBytes)
+        {
+            throw new LimitExceededException(Limit.QueuedBytes, bytes, _options.QueueCapacityBytes);
+        }
+
+        long queuedBytes = Interlocked.Add(ref _queuedBytes, bytes);
+        int queued = Interlocked.Add(ref _queued, clips.Count);
+        if (queuedBytes > _options.QueueCapacityBytes || (queued > _options.QueueCapacity && queued != clips.Count))
+        {
+            Interlocked.Add(ref _queuedBytes, -bytes);
+            Interlocked.Add(ref _queued, -clips.Count);
+            // A rough wait: the batches ahead at the last batch's pace, at least a second.
+            long ahead = (queued - clips.Count) / _options.MaxBatchSize + 1;
+            throw new OverloadedException($"{queued - clips.Count} clips ({(queuedBytes - bytes) >> 20} MiB) are waiting for the encoder",
+                TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, ahead * Interlocked.Read(ref _lastBatchTicks))));
+        }
+
+        var request = new Request(clips.Count, _options.InferenceTimeout, cancellationToken);
+        int[] shape = (int[])clipShape.Clone();
+        string key = string.Join('x', shape);
         for (int i = 0; i < clips.Count; i++)
         {
-            _queue.Writer.TryWrite(new ClipWork(request, i, clips[i], clipShape, key));
+            if (!_queue.Writer.TryWrite(new ClipWork(request, i, clips[i], shape, key, clipBytes)))
+            {
+                // Stopped meanwhile: what was written is dropped by the disposal, the rest is released here.
+                Interlocked.Add(ref _queuedBytes, -(clips.Count - i) * clipBytes);
+                Interlocked.Add(ref _queued, -(clips.Count - i));
+                request.Fail(Stopping());
+                break;
+            }
         }
 
         return request.Task;
@@ -76,102 +139,150 @@ public sealed class MicroBatcher : IAsyncDisposable
     public void WarmUp(int[] clipShape)
     {
         ArgumentNullException.ThrowIfNull(clipShape);
-        int clipLength = clipShape.Aggregate(1, (a, b) => a * b);
+        int clipLength = ClipLength(clipShape);
         var input = new float[clipLength * _options.MaxBatchSize];
-        var output = new float[_session.Dimension * _options.MaxBatchSize];
+        var output = new float[_dimension * _options.MaxBatchSize];
         for (int n = 1; n <= _options.MaxBatchSize; n++)
         {
-            _session.Run(input, n, clipShape, output.AsSpan(0, n * _session.Dimension));
+            _run(input, n, clipShape, output.AsSpan(0, n * _dimension), _stop.Token);
         }
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops the worker (a running batch is stopped) and fails every request still waiting. Idempotent.</summary>
+    public ValueTask DisposeAsync() => new(_disposal.Value);
+
+    private async Task DisposeCoreAsync()
     {
-        _queue.Writer.TryComplete();
+        Volatile.Write(ref _disposed, 1);
         await _stop.CancelAsync();
-        try
+        // After this no write succeeds, so what the drain below misses was never queued.
+        _queue.Writer.TryComplete();
+        await _worker;
+        var stopping = Stopping();
+        foreach (var work in _deferred)
         {
-            await _worker;
+            Drop(work, stopping);
         }
-        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+
+        _deferred.Clear();
+        while (_queue.Reader.TryRead(out var work))
         {
-            // Stopped.
+            Drop(work, stopping);
         }
 
         _stop.Dispose();
+    }
+
+    private ModelNotReadyException Stopping() => new(_model, "it is being replaced or stopped.");
+
+    /// <summary>C×T×H×W of a valid clip shape, small enough that a full batch fits one array.</summary>
+    private int ClipLength(int[] clipShape)
+    {
+        if (clipShape.Length != 4 || clipShape.Any(d => d < 1))
+        {
+            throw new InvalidRequestException("A clip shape is four positive sizes: channels, frames, height, width.");
+        }
+
+        long length = 1;
+        foreach (int size in clipShape)
+        {
+            length *= size;
+            if (length > Array.MaxLength / _options.MaxBatchSize)
+            {
+                throw new InvalidRequestException($"A {string.Join('x', clipShape)} clip is too large to batch.");
+            }
+        }
+
+        return (int)length;
     }
 
     private async Task WorkAsync()
     {
         var reader = _queue.Reader;
         var batch = new List<ClipWork>(_options.MaxBatchSize);
-        while (!_stop.IsCancellationRequested)
+        while (true)
         {
             batch.Clear();
-            var first = _deferred.Count > 0 ? Take(_deferred, 0) : await reader.ReadAsync(_stop.Token);
-            if (BeforeBatch is { } hook)
+            try
             {
-                await hook();
-            }
-
-            if (!Admit(first, batch))
-            {
-                continue;
-            }
-
-            var deadline = Stopwatch.StartNew();
-            while (batch.Count < _options.MaxBatchSize)
-            {
-                int sameShape = _deferred.FindIndex(w => w.Key == first.Key);
-                if (sameShape >= 0)
+                var first = _deferred.Count > 0 ? Take(_deferred, 0) : await reader.ReadAsync(_stop.Token);
+                if (!Admit(first, batch))
                 {
-                    Admit(Take(_deferred, sameShape), batch);
                     continue;
                 }
 
-                if (reader.TryRead(out var next))
-                {
-                    if (next.Key == first.Key)
-                    {
-                        Admit(next, batch);
-                    }
-                    else
-                    {
-                        _deferred.Add(next);
-                    }
-
-                    continue;
-                }
-
-                var left = _options.MaxBatchWait - deadline.Elapsed;
-                if (left <= TimeSpan.Zero)
-                {
-                    break;
-                }
-
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                wait.CancelAfter(left);
-                try
-                {
-                    await reader.WaitToReadAsync(wait.Token);
-                }
-                catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
-                {
-                    break;
-                }
-            }
-
-            if (batch.Count > 0)
-            {
+                await GatherAsync(first.Key, batch);
                 Run(batch);
+            }
+            catch (Exception e) when (_stop.IsCancellationRequested && e is OperationCanceledException or ChannelClosedException)
+            {
+                FailAll(batch, Stopping());
+                return;
+            }
+            catch (Exception e)
+            {
+                // Nothing one batch does may end the worker: fail its requests and go on.
+                Interlocked.Increment(ref _failed);
+                FailAll(batch, e as CvrlException ?? new InferenceFailedException(_model, inputRejected: false, e.Message, e));
             }
         }
     }
 
-    /// <summary>Takes a dequeued clip into the batch unless its request was cancelled or already failed.</summary>
+    /// <summary>Adds clips of the first one's shape until the batch is full or the first has waited long enough.</summary>
+    private async Task GatherAsync(string key, List<ClipWork> batch)
+    {
+        var reader = _queue.Reader;
+        var waited = Stopwatch.StartNew();
+        while (batch.Count < _options.MaxBatchSize)
+        {
+            int sameShape = _deferred.FindIndex(w => w.Key == key);
+            if (sameShape >= 0)
+            {
+                Admit(Take(_deferred, sameShape), batch);
+                continue;
+            }
+
+            if (reader.TryRead(out var next))
+            {
+                if (next.Key == key)
+                {
+                    Admit(next, batch);
+                }
+                else
+                {
+                    _deferred.Add(next);
+                }
+
+                continue;
+            }
+
+            var left = _options.MaxBatchWait - waited.Elapsed;
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            wait.CancelAfter(left);
+            try
+            {
+                if (!await reader.WaitToReadAsync(wait.Token))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Takes a dequeued clip into the batch unless its request has already ended.</summary>
     private bool Admit(ClipWork work, List<ClipWork> batch)
     {
         Interlocked.Decrement(ref _queued);
+        Interlocked.Add(ref _queuedBytes, -work.Bytes);
         if (work.Request.IsDone)
         {
             return false;
@@ -181,9 +292,28 @@ public sealed class MicroBatcher : IAsyncDisposable
         return true;
     }
 
+    private void Drop(ClipWork work, Exception error)
+    {
+        Interlocked.Decrement(ref _queued);
+        Interlocked.Add(ref _queuedBytes, -work.Bytes);
+        work.Request.Fail(error);
+    }
+
+    private static void FailAll(List<ClipWork> batch, Exception error)
+    {
+        foreach (var work in batch)
+        {
+            work.Request.Fail(error);
+        }
+    }
+
     private void Run(List<ClipWork> batch)
     {
-        int[] shape = batch[0].Shape;
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
         int clipLength = batch[0].Clip.Length;
         int needed = clipLength * batch.Count;
         if (_buffer.Length < needed)
@@ -196,24 +326,43 @@ public sealed class MicroBatcher : IAsyncDisposable
             batch[i].Clip.CopyTo(_buffer, i * clipLength);
         }
 
-        int dimension = _session.Dimension;
-        var output = new float[batch.Count * dimension];
+        var output = new float[batch.Count * _dimension];
+        // The run stops when the batcher stops or when every request in the batch has ended (cancelled, expired).
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var requests = batch.Select(w => w.Request).Distinct().ToArray();
+        int waiting = requests.Length;
+        var registrations = new List<CancellationTokenRegistration>(requests.Length);
         var clock = Stopwatch.StartNew();
         try
         {
-            _session.Run(_buffer, batch.Count, shape, output);
-        }
-        catch (Exception e)
-        {
-            foreach (var work in batch)
+            foreach (var request in requests)
             {
-                work.Request.Fail(e);
+                registrations.Add(request.Ended.UnsafeRegister(_ =>
+                {
+                    if (Interlocked.Decrement(ref waiting) == 0)
+                    {
+                        run.Cancel();
+                    }
+                }, null));
             }
 
-            return;
+            _run(_buffer.AsMemory(0, needed), batch.Count, batch[0].Shape, output, run.Token);
+        }
+        catch (OperationCanceledException) when (run.IsCancellationRequested && !_stop.IsCancellationRequested)
+        {
+            return; // Nobody waits for this batch any more.
+        }
+        finally
+        {
+            // Waits for a callback in progress, so none touches the run source after its disposal.
+            foreach (var registration in registrations)
+            {
+                registration.Dispose();
+            }
         }
 
         var inference = clock.Elapsed;
+        Interlocked.Exchange(ref _lastBatchTicks, inference.Ticks);
         long batchId = Interlocked.Increment(ref _batches);
         Interlocked.Add(ref _clips, batch.Count);
         int largest;
@@ -223,7 +372,7 @@ public sealed class MicroBatcher : IAsyncDisposable
 
         for (int i = 0; i < batch.Count; i++)
         {
-            batch[i].Request.Complete(batch[i].Index, output.AsSpan(i * dimension, dimension).ToArray(), batchId, inference);
+            batch[i].Request.Complete(batch[i].Index, output.AsSpan(i * _dimension, _dimension).ToArray(), batchId, inference);
         }
     }
 
@@ -234,30 +383,44 @@ public sealed class MicroBatcher : IAsyncDisposable
         return work;
     }
 
-    private sealed record ClipWork(Request Request, int Index, float[] Clip, int[] Shape, string Key);
+    private sealed record ClipWork(Request Request, int Index, float[] Clip, int[] Shape, string Key, long Bytes);
 
-    /// <summary>One caller's clips: completes when all have run, or fails/cancels as a whole.</summary>
-    private sealed class Request
+    /// <summary>One caller's clips: completes when all have run, or fails, expires or is cancelled as a whole.</summary>
+    private sealed class Request : IDisposable
     {
         private readonly TaskCompletionSource<BatchResult> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Cancelled when the request ends without a result; never disposed (no timer, no wait handle).
+        private readonly CancellationTokenSource _ended = new();
+        private readonly CancellationTokenSource? _deadline;
+        private readonly TimeSpan _timeout;
         private readonly float[][] _embeddings;
         private readonly Stopwatch _queued = Stopwatch.StartNew();
-        private readonly CancellationTokenRegistration _registration;
+        private readonly CancellationTokenRegistration _onCancel;
+        private readonly CancellationTokenRegistration _onDeadline;
         private int _remaining;
         private long _inferenceTicks;
         private long _firstStartTicks = -1;
         private long _lastBatch;
 
-        public Request(int clips, CancellationToken cancellationToken)
+        public Request(int clips, TimeSpan timeout, CancellationToken cancellationToken)
         {
             _embeddings = new float[clips][];
             _remaining = clips;
-            _registration = cancellationToken.Register(() => _done.TrySetCanceled(cancellationToken));
+            _timeout = timeout;
+            _onCancel = cancellationToken.UnsafeRegister(static (state, token) => ((Request)state!).End(new OperationCanceledException(token)), this);
+            if (timeout != Timeout.InfiniteTimeSpan)
+            {
+                _deadline = new CancellationTokenSource(timeout);
+                _onDeadline = _deadline.Token.UnsafeRegister(static state => ((Request)state!).End(null), this);
+            }
         }
 
         public Task<BatchResult> Task => _done.Task;
 
         public bool IsDone => _done.Task.IsCompleted;
+
+        /// <summary>Cancelled once the request has failed, expired or been cancelled.</summary>
+        public CancellationToken Ended => _ended.Token;
 
         /// <summary>Called by the single worker, batch after batch: inference time counts once per batch.</summary>
         public void Complete(int index, float[] embedding, long batch, TimeSpan inference)
@@ -269,17 +432,41 @@ public sealed class MicroBatcher : IAsyncDisposable
                 Interlocked.Add(ref _inferenceTicks, inference.Ticks);
             }
 
-            if (Interlocked.Decrement(ref _remaining) == 0)
+            if (Interlocked.Decrement(ref _remaining) == 0
+                && _done.TrySetResult(new BatchResult(_embeddings, TimeSpan.FromTicks(Interlocked.Read(ref _firstStartTicks)), TimeSpan.FromTicks(Interlocked.Read(ref _inferenceTicks)))))
             {
-                _registration.Dispose();
-                _done.TrySetResult(new BatchResult(_embeddings, TimeSpan.FromTicks(Interlocked.Read(ref _firstStartTicks)), TimeSpan.FromTicks(Interlocked.Read(ref _inferenceTicks))));
+                Dispose();
             }
         }
 
-        public void Fail(Exception error)
+        public void Fail(Exception error) => End(error);
+
+        /// <summary>Ends the request with <paramref name="error"/>: cancelled for an <see cref="OperationCanceledException"/>, timed out for null.</summary>
+        private void End(Exception? error)
         {
-            _registration.Dispose();
-            _done.TrySetException(error);
+            bool ended = error switch
+            {
+                null => _done.TrySetException(new DeadlineExceededException("Inference", _timeout)),
+                OperationCanceledException cancelled => _done.TrySetCanceled(cancelled.CancellationToken),
+                _ => _done.TrySetException(error),
+            };
+            if (ended)
+            {
+                Dispose();
+                _ended.Cancel();
+            }
+        }
+
+        /// <summary>Ends the registrations and the deadline's timer; <see cref="Ended"/> stays usable.</summary>
+        public void Dispose()
+        {
+            _onCancel.Dispose();
+            _onDeadline.Dispose();
+            // A fired deadline has nothing left to stop; otherwise stop its timer.
+            if (_deadline is { IsCancellationRequested: false })
+            {
+                _deadline.Dispose();
+            }
         }
     }
 }

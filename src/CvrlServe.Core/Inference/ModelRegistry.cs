@@ -4,29 +4,48 @@ namespace CvrlServe.Core.Inference;
 
 /// <summary>What the registry knows about one model folder.</summary>
 /// <param name="Ready">A session is loaded (warm) and serving.</param>
+/// <param name="ModelId">The embedding space's identity (<see cref="EncoderManifest.ModelId"/>) of the version serving.</param>
 /// <param name="Error">Why the newest version of the folder could not be loaded, if it could not.</param>
-public sealed record ModelStatus(string Name, bool Ready, bool IsDefault, string? Provider, string? EncoderSha256, int? Dimension, string? Error, DateTimeOffset? LoadedAt);
+public sealed record ModelStatus(string Name, bool Ready, bool IsDefault, string? Provider, string? ModelId, string? EncoderSha256, int? Dimension, string? Error, DateTimeOffset? LoadedAt);
 
 /// <summary>
 /// Every encoder under the models folder (one subfolder each, with encoder.onnx and encoder.json). Watches
 /// the folder: a changed model is loaded beside the old one and swapped in atomically; requests in
 /// flight finish on the old session. A model that fails to load is reported in its status and does not
 /// affect the others; if an older version of it was serving, that one keeps serving. Changes under a
-/// model's <c>probes/</c> folder, and hidden staging folders, are ignored.
+/// model's <c>probes/</c> folder, hidden staging folders and folders whose names are not model names are
+/// ignored. Loads run one at a time, off the caller's and the watcher's threads.
 /// </summary>
-public sealed class ModelRegistry : IDisposable
+public sealed class ModelRegistry : IAsyncDisposable
 {
+    /// <summary>Longest model name.</summary>
+    public const int MaxNameLength = 100;
+
     private readonly string _folder;
     private readonly EncoderSessionOptions _options;
     private readonly string? _defaultName;
     private readonly ExecutionProviders.CudaAppender? _appendCuda;
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Timer> _pending = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Task, byte> _background = new();
+    private readonly List<EncoderModel> _retired = [];
+    // Serializes loads; never disposed (it has no wait handle) so a late watcher task cannot hit a disposed one.
     private readonly SemaphoreSlim _loading = new(1, 1);
+    // Never disposed either: a late caller may still link to its token.
+    private readonly CancellationTokenSource _stopping = new();
     private FileSystemWatcher? _watcher;
+    private int _disposed;
 
     public ModelRegistry(string folder, EncoderSessionOptions options, string? defaultModel = null, ExecutionProviders.CudaAppender? appendCuda = null)
     {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (defaultModel is not null)
+        {
+            ValidateName(defaultModel);
+        }
+
         _folder = Path.GetFullPath(folder);
         _options = options;
         _defaultName = defaultModel;
@@ -36,16 +55,35 @@ public sealed class ModelRegistry : IDisposable
     /// <summary>How long a folder must be quiet before it is reloaded (copies arrive file by file).</summary>
     public TimeSpan Debounce { get; init; } = TimeSpan.FromMilliseconds(400);
 
-    /// <summary>Raised after every load attempt (for logs and tests).</summary>
+    /// <summary>Raised after every load attempt (for logs and tests), on the thread that loaded.</summary>
     public event Action<ModelStatus>? Changed;
 
-    /// <summary>Loads every model folder now, then watches for changes.</summary>
-    public void Start()
+    /// <summary>The default model's name: the configured one, else the first ready model.</summary>
+    public string? DefaultName => _defaultName ?? _entries.Values.Where(e => e.Model is not null).Select(e => e.Name).Order(StringComparer.Ordinal).FirstOrDefault();
+
+    /// <summary>Whether <paramref name="name"/> can name a model: ASCII letters, digits, '-', '_', '.', not starting with '.', at most 100 characters.</summary>
+    public static bool IsValidName(string? name) =>
+        !string.IsNullOrEmpty(name) && name.Length <= MaxNameLength && name[0] != '.'
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    /// <summary>
+    /// Loads every model folder (each reported through <see cref="Changed"/> and <see cref="List"/>, failures
+    /// included), then watches for changes. Every model is known, loading, from the start, so a request
+    /// meanwhile is told "not ready" rather than "not found".
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Directory.CreateDirectory(_folder);
-        foreach (string dir in Directory.GetDirectories(_folder).Order(StringComparer.Ordinal))
+        string[] names = Directory.GetDirectories(_folder).Select(Path.GetFileName).OfType<string>().Where(IsValidName).Order(StringComparer.Ordinal).ToArray();
+        foreach (string name in names)
         {
-            Reload(Path.GetFileName(dir));
+            _entries.TryAdd(name, new Entry(name));
+        }
+
+        foreach (string name in names)
+        {
+            await ReloadAsync(name, cancellationToken);
         }
 
         _watcher = new FileSystemWatcher(_folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
@@ -62,66 +100,81 @@ public sealed class ModelRegistry : IDisposable
 
     public IReadOnlyList<ModelStatus> List() => _entries.Values.Select(Status).OrderBy(s => s.Name, StringComparer.Ordinal).ToArray();
 
-    /// <summary>The default model's name: the configured one, else the only or first ready model.</summary>
-    public string? DefaultName => _defaultName ?? _entries.Values.Where(e => e.Model is not null).Select(e => e.Name).Order(StringComparer.Ordinal).FirstOrDefault();
-
-    /// <summary>A lease on a ready model (the default when <paramref name="name"/> is null).</summary>
+    /// <summary>
+    /// A lease on a ready model (the default when <paramref name="name"/> is null). Throws
+    /// <see cref="InvalidRequestException"/> for a name no model can have, <see cref="ModelNotFoundException"/>
+    /// for an unknown model, and <see cref="ModelNotReadyException"/> for one that is loading, failed to
+    /// load, or is being replaced.
+    /// </summary>
     public EncoderModel.Lease Acquire(string? name = null)
     {
+        if (name is not null)
+        {
+            ValidateName(name);
+        }
+
         string? wanted = name ?? DefaultName;
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new ModelNotReadyException(wanted ?? "(default)", "the registry has stopped.");
+        }
+
+        if (wanted is null)
+        {
+            throw _entries.IsEmpty
+                ? new ModelNotFoundException("(default)", [])
+                : new ModelNotReadyException("(default)", "no model is ready yet.");
+        }
+
+        if (!_entries.TryGetValue(wanted, out var entry))
+        {
+            throw new ModelNotFoundException(wanted, _entries.Keys.Order(StringComparer.Ordinal));
+        }
+
         for (int attempt = 0; attempt < 3; attempt++)
         {
-            if (wanted is null || !_entries.TryGetValue(wanted, out var entry) || Volatile.Read(ref entry.Model) is not { } model)
+            if (Volatile.Read(ref entry.Model) is not { } model)
             {
-                throw new ModelNotFoundException(wanted ?? "(default)", _entries.Values.Where(e => e.Model is not null).Select(e => e.Name));
+                throw entry.Error is { } error
+                    ? new ModelNotReadyException(wanted, "it failed to load.", error)
+                    : new ModelNotReadyException(wanted, "it is loading.");
             }
 
+            // Null only when the model retired since it was read: the entry holds its successor by now.
             if (model.TryAcquire() is { } lease)
             {
                 return lease;
             }
         }
 
-        throw new ModelNotFoundException(wanted!, []);
+        throw new ModelNotReadyException(wanted, "it is being replaced.");
     }
 
-    /// <summary>Loads (or unloads) one model folder now and swaps it in.</summary>
-    public void Reload(string name)
+    /// <summary>
+    /// Loads (or, when its folder is gone, forgets) one model now and swaps it in; waits for loads before it.
+    /// A folder that fails to load is reported in the model's status, not thrown. Throws
+    /// <see cref="InvalidRequestException"/> for a name no model can have.
+    /// </summary>
+    public async Task ReloadAsync(string name, CancellationToken cancellationToken = default)
     {
-        _loading.Wait();
+        ValidateName(name);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         try
         {
-            string dir = Path.Combine(_folder, name);
-            var entry = _entries.GetOrAdd(name, n => new Entry(n));
-            if (!Directory.Exists(dir) || !File.Exists(Path.Combine(dir, EncoderManifest.FileName)))
-            {
-                if (Directory.Exists(dir))
-                {
-                    entry.Error = $"{EncoderManifest.FileName} is missing.";
-                }
-                else
-                {
-                    _entries.TryRemove(name, out _);
-                }
+            await _loading.WaitAsync(stop.Token);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new ModelNotReadyException(name, "the registry is stopping.");
+        }
 
-                Interlocked.Exchange(ref entry.Model, null)?.Retire();
-                Changed?.Invoke(Status(entry));
-                return;
-            }
-
-            try
-            {
-                var fresh = EncoderModel.Load(dir, _options, _appendCuda);
-                Interlocked.Exchange(ref entry.Model, fresh)?.Retire();
-                entry.Error = null;
-                entry.LoadedAt = DateTimeOffset.UtcNow;
-            }
-            catch (ModelLoadException e)
-            {
-                entry.Error = e.Message;
-            }
-
-            Changed?.Invoke(Status(entry));
+        try
+        {
+            await LoadAsync(name, stop.Token);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new ModelNotReadyException(name, "the registry is stopping.");
         }
         finally
         {
@@ -129,20 +182,39 @@ public sealed class ModelRegistry : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>
+    /// Stops watching, waits for loads in progress, retires every model and waits until each has disposed
+    /// itself (after its last lease ends).
+    /// </summary>
+    public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync();
         _watcher?.Dispose();
         foreach (var timer in _pending.Values)
         {
-            timer.Dispose();
+            await timer.DisposeAsync();
         }
 
+        await Task.WhenAll(_background.Keys);
+        // Once held here, no load can start: each checks _stopping after it gets the semaphore.
+        await _loading.WaitAsync();
         foreach (var entry in _entries.Values)
         {
-            Interlocked.Exchange(ref entry.Model, null)?.Retire();
+            Retire(Interlocked.Exchange(ref entry.Model, null));
         }
 
-        _loading.Dispose();
+        EncoderModel[] retired;
+        lock (_retired)
+        {
+            retired = [.. _retired];
+        }
+
+        await Task.WhenAll(retired.Select(m => m.Disposed));
     }
 
     /// <summary>The model a changed path belongs to, or null when the change does not concern a model.</summary>
@@ -155,7 +227,7 @@ public sealed class ModelRegistry : IDisposable
         }
 
         string[] parts = relative.Split(Path.DirectorySeparatorChar);
-        if (parts[0].StartsWith('.') || (parts.Length > 1 && parts[1] == "probes"))
+        if (!IsValidName(parts[0]) || (parts.Length > 1 && parts[1] == "probes"))
         {
             return null;
         }
@@ -163,27 +235,121 @@ public sealed class ModelRegistry : IDisposable
         return parts[0];
     }
 
+    private static void ValidateName(string name)
+    {
+        if (!IsValidName(name))
+        {
+            throw new InvalidRequestException($"Model names are letters, digits, '-', '_' and '.', at most {MaxNameLength} characters, not starting with '.'.");
+        }
+    }
+
+    /// <summary>Runs with <see cref="_loading"/> held.</summary>
+    private async Task LoadAsync(string name, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        string dir = Path.Combine(_folder, name);
+        var entry = _entries.GetOrAdd(name, n => new Entry(n));
+        if (!Directory.Exists(dir) || !File.Exists(Path.Combine(dir, EncoderManifest.FileName)))
+        {
+            if (Directory.Exists(dir))
+            {
+                entry.Error = $"{EncoderManifest.FileName} is missing.";
+            }
+            else
+            {
+                _entries.TryRemove(name, out _);
+            }
+
+            Retire(Interlocked.Exchange(ref entry.Model, null));
+            Changed?.Invoke(Status(entry));
+            return;
+        }
+
+        try
+        {
+            var fresh = await EncoderModel.LoadAsync(dir, _options, _appendCuda, cancellationToken);
+            Retire(Interlocked.Exchange(ref entry.Model, fresh));
+            entry.Error = null;
+            entry.LoadedAt = DateTimeOffset.UtcNow;
+        }
+        catch (ModelLoadException e)
+        {
+            entry.Error = e.Message;
+        }
+
+        Changed?.Invoke(Status(entry));
+    }
+
+    private void Retire(EncoderModel? model)
+    {
+        if (model is null)
+        {
+            return;
+        }
+
+        lock (_retired)
+        {
+            _retired.RemoveAll(m => m.Disposed.IsCompletedSuccessfully);
+            _retired.Add(model);
+        }
+
+        model.Retire();
+    }
+
     private void OnChange(string path)
     {
-        if (ModelOf(_folder, path) is not { } name)
+        if (ModelOf(_folder, path) is not { } name || _stopping.IsCancellationRequested)
         {
             return;
         }
 
         var timer = _pending.GetOrAdd(name, n => new Timer(_ =>
         {
-            _pending.TryRemove(n, out var t);
-            t?.Dispose();
-            Reload(n);
+            if (_pending.TryRemove(n, out var t))
+            {
+                t.Dispose();
+            }
+
+            ReloadInBackground(n);
         }));
         timer.Change(Debounce, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>A watcher-triggered reload: tracked so disposal waits for it, its failure reported in the model's status.</summary>
+    private void ReloadInBackground(string name)
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                await ReloadAsync(name);
+            }
+            catch (Exception e) when (_stopping.IsCancellationRequested && e is OperationCanceledException or ModelNotReadyException)
+            {
+                // Stopping: the model is about to retire anyway.
+            }
+            catch (Exception e)
+            {
+                if (_entries.TryGetValue(name, out var entry))
+                {
+                    entry.Error = $"Reload failed: {e.Message}";
+                }
+            }
+        });
+        _background.TryAdd(task, 0);
+        _ = task.ContinueWith(t => _background.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private ModelStatus Status(Entry entry)
     {
         var model = Volatile.Read(ref entry.Model);
-        return new ModelStatus(entry.Name, model is not null, entry.Name == DefaultName, model?.Session.Provider, model?.Manifest.EncoderSha256,
-            model?.Manifest.Output.Dimension, entry.Error, entry.LoadedAt);
+        return new ModelStatus(entry.Name, model is not null, entry.Name == DefaultName, model?.Session.Provider, model?.Manifest.ModelId,
+            model?.Manifest.EncoderSha256, model?.Manifest.Output.Dimension, entry.Error, entry.LoadedAt);
     }
 
     private sealed class Entry(string name)
@@ -192,7 +358,7 @@ public sealed class ModelRegistry : IDisposable
 
         public string Name { get; } = name;
 
-        public string? Error { get; set; }
+        public volatile string? Error;
 
         public DateTimeOffset? LoadedAt { get; set; }
     }

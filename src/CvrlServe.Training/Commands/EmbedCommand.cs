@@ -23,11 +23,11 @@ internal static class EmbedCommand
             throw new UsageException("Name at least one video to embed.");
         }
 
-        var options = new EncoderSessionOptions { Provider = cpu ? ProviderPreference.Cpu : ProviderPreference.Cuda, WarmUp = false };
+        var options = new EncoderSessionOptions { Provider = cpu ? ProviderPreference.Cpu : ProviderPreference.Cuda, WarmUp = false, InferenceTimeout = Timeout.InfiniteTimeSpan };
         EncoderModel model;
         try
         {
-            model = EncoderModel.Load(folder, options);
+            model = await EncoderModel.LoadAsync(folder, options);
         }
         catch (ModelLoadException e)
         {
@@ -35,8 +35,7 @@ internal static class EmbedCommand
             return 1;
         }
 
-        using var lease = model.TryAcquire()!;
-        model.Retire();
+        await using var owned = model;
         using var reader = new VideoReader();
         var embedder = new VideoEmbedder(reader);
         int failures = 0;

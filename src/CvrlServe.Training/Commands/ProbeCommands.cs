@@ -32,14 +32,14 @@ internal static class ProbeCommands
         ProbeStore.ValidateName(name); // before the features are computed, not after
 
         var dataset = LabelledVideos.Load(data);
-        using var model = Open(modelFolder, cpu);
+        await using var model = await OpenAsync(modelFolder, cpu);
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
         var examples = new List<(float[], string)>();
         int done = 0;
         foreach (var video in dataset.Videos)
         {
-            foreach (var f in await features.TrainingAsync(model.Model, video.Path, clips, seed))
+            foreach (var f in await features.TrainingAsync(model, video.Path, clips, seed))
             {
                 examples.Add((f, video.Label));
             }
@@ -49,12 +49,12 @@ internal static class ProbeCommands
 
         var (probe, chosen, sweep) = ProbeTraining.Fit(examples, new ProbeTrainingOptions(trainer, l2, Seed: seed));
         var trainingMetrics = ProbeEvaluation.Evaluate(probe.Classes, examples.Select(e => (e.Item2, probe.Predict(e.Item1))).ToArray());
-        var manifest = model.Model.Manifest;
+        var manifest = model.Manifest;
         var store = new ProbeStore(modelFolder);
         await store.SaveAsync(new ProbeMetadata
         {
             Name = name,
-            Encoder = model.Model.Name,
+            Encoder = model.Name,
             ModelId = manifest.ModelId,
             EmbeddingSize = manifest.Output.Dimension,
             Classes = probe.Classes,
@@ -88,19 +88,19 @@ internal static class ProbeCommands
         args.RejectUnknown();
 
         var dataset = LabelledVideos.Load(data);
-        using var model = Open(modelFolder, cpu);
-        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Model.Manifest);
-        var view = model.Model.Manifest.View;
+        await using var model = await OpenAsync(modelFolder, cpu);
+        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Manifest);
+        var view = model.Manifest.View;
         int views = view.Clips * view.CropsPerClip;
         error.WriteLine($"Evaluating {dataset.Videos.Count} videos x {views} views ({view.Clips} clips x {view.CropsPerClip} crops): " +
-            $"about {dataset.Videos.Count * views * model.Model.Manifest.Architecture.FlopsPerClip / 1e12:F2} TFLOPs of inference.");
+            $"about {dataset.Videos.Count * views * model.Manifest.Architecture.FlopsPerClip / 1e12:F2} TFLOPs of inference.");
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
         var scored = new List<(string, float[])>();
         int done = 0;
         foreach (var video in dataset.Videos)
         {
-            var perView = (await features.TestAsync(model.Model, video.Path)).Select(stored.Probe.Predict).ToArray();
+            var perView = (await features.TestAsync(model, video.Path)).Select(stored.Probe.Predict).ToArray();
             scored.Add((video.Label, ProbeEvaluation.AverageViews(perView)));
             Progress(error, "evaluate", ++done, dataset.Videos.Count);
         }
@@ -144,8 +144,8 @@ internal static class ProbeCommands
             throw new UsageException("Name at least one video to classify.");
         }
 
-        using var model = Open(modelFolder, cpu);
-        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Model.Manifest);
+        await using var model = await OpenAsync(modelFolder, cpu);
+        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Manifest);
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cacheFolder: null);
         int failures = 0;
@@ -153,9 +153,9 @@ internal static class ProbeCommands
         {
             try
             {
-                var probabilities = ProbeEvaluation.AverageViews((await features.TestAsync(model.Model, video)).Select(stored.Probe.Predict).ToArray());
+                var probabilities = ProbeEvaluation.AverageViews((await features.TestAsync(model, video)).Select(stored.Probe.Predict).ToArray());
                 var ranked = probabilities.Select((p, i) => new { label = stored.Probe.Classes[i], probability = p }).OrderByDescending(x => x.probability).Take(top);
-                output.WriteLine(JsonSerializer.Serialize(new { video, model = model.Model.Name, probe = probeName, model.Model.Manifest.ModelId, classes = ranked }, JsonLines));
+                output.WriteLine(JsonSerializer.Serialize(new { video, model = model.Name, probe = probeName, model.Manifest.ModelId, classes = ranked }, JsonLines));
             }
             catch (CvrlException e)
             {
@@ -169,11 +169,11 @@ internal static class ProbeCommands
 
     private static string DefaultFeatureCache => Path.Combine(Path.GetDirectoryName(TrainCommands.DefaultCache)!, "features");
 
-    private static ModelHandle Open(string folder, bool cpu)
+    private static async Task<EncoderModel> OpenAsync(string folder, bool cpu)
     {
         try
         {
-            return new ModelHandle(EncoderModel.Load(folder, new EncoderSessionOptions { Provider = cpu ? ProviderPreference.Cpu : ProviderPreference.Cuda, WarmUp = false }));
+            return await EncoderModel.LoadAsync(folder, new EncoderSessionOptions { Provider = cpu ? ProviderPreference.Cpu : ProviderPreference.Cuda, WarmUp = false, InferenceTimeout = Timeout.InfiniteTimeSpan });
         }
         catch (ModelLoadException e)
         {
@@ -197,20 +197,6 @@ internal static class ProbeCommands
         if (done == total || done % Math.Max(1, total / 10) == 0)
         {
             error.WriteLine($"{label}: {done}/{total} videos");
-        }
-    }
-
-    /// <summary>A model the command owns for its run.</summary>
-    private sealed class ModelHandle(EncoderModel model) : IDisposable
-    {
-        private readonly EncoderModel.Lease _lease = model.TryAcquire()!;
-
-        public EncoderModel Model { get; } = model;
-
-        public void Dispose()
-        {
-            _lease.Dispose();
-            Model.Retire();
         }
     }
 }

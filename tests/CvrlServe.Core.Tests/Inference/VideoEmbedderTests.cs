@@ -4,27 +4,32 @@ using CvrlServe.Core.Video;
 namespace CvrlServe.Core.Tests.Inference;
 
 [Collection(SharedVideos.Name)]
-public sealed class VideoEmbedderTests : IDisposable
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Disposed in IAsyncLifetime.DisposeAsync: the registry disposes asynchronously.")]
+public sealed class VideoEmbedderTests : IAsyncLifetime
 {
     private readonly TestVideos _videos;
     private readonly VideoReader _reader = new();
     private readonly string _models = Directory.CreateTempSubdirectory("cvrl-embed-").FullName;
     private readonly ModelRegistry _registry;
-    private readonly EncoderModel.Lease _lease;
+    private EncoderModel.Lease _lease = null!;
 
     public VideoEmbedderTests(TestVideos videos)
     {
         _videos = videos;
         TinyModels.CopyInto(_models, TinyModels.Seed1, "tiny");
         _registry = new ModelRegistry(_models, new EncoderSessionOptions());
-        _registry.Start();
+    }
+
+    public async Task InitializeAsync()
+    {
+        await _registry.StartAsync();
         _lease = _registry.Acquire();
     }
 
-    public void Dispose()
+    public async Task DisposeAsync()
     {
         _lease.Dispose();
-        _registry.Dispose();
+        await _registry.DisposeAsync();
         _reader.Dispose();
         Directory.Delete(_models, recursive: true);
     }

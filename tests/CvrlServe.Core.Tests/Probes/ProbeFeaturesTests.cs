@@ -28,9 +28,7 @@ public sealed class ProbeFeaturesTests(TestVideos videos) : IDisposable
 
     private static async Task<T> WithModel<T>(string folder, Func<EncoderModel, Task<T>> use)
     {
-        var model = EncoderModel.Load(folder, new EncoderSessionOptions { Provider = ProviderPreference.Cpu, WarmUp = false });
-        using var lease = model.TryAcquire()!;
-        model.Retire();
+        await using var model = await EncoderModel.LoadAsync(folder, new EncoderSessionOptions { Provider = ProviderPreference.Cpu, WarmUp = false });
         return await use(model);
     }
 

@@ -59,7 +59,7 @@ public sealed class HostileNameTests : IDisposable
         var decoded = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
         Assert.Equal(plan.Clips[0].Frames, FrameIndices(decoded.Views[0]));
 
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         TinyEncoder.AssertUsable(await encoder.EmbedAsync(_reader, path));
         Assert.False(File.Exists(Path.Combine(_folder, "pwned")));
     }
@@ -95,7 +95,7 @@ public sealed class HostileNameTests : IDisposable
 
         Assert.Equal((64, 48, Frames), (media.Width, media.Height, (int)media.FrameCount));
         Assert.Equal(Enumerable.Range(0, Frames), FrameIndices(view));
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         TinyEncoder.AssertUsable(await encoder.EmbedAsync(_reader, path));
     }
 

@@ -73,7 +73,7 @@ public sealed class IrregularFootageTests(IrregularVideos videos, ITestOutputHel
     [MemberData(nameof(All))]
     public async Task EmbedAsync_IrregularVideo_FiniteUnitEmbedding(string name)
     {
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         var clock = Stopwatch.StartNew();
         var embedding = await encoder.EmbedAsync(_reader, videos.Path(name));
         output.WriteLine($"{name}: embedded in {clock.ElapsedMilliseconds} ms");

@@ -32,7 +32,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
     public async Task Mutants_SuccessOrTypedErrorWithinTheTimeout_NothingLeftBehind()
     {
         string[] sources = MakeSources();
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         using var reader = new VideoReader();
         var tempBefore = TempEntries();
         var failures = new List<string>();
@@ -92,7 +92,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(nbFrames, FfTools.Field(probe.RootElement.GetProperty("streams")[0], "nb_frames"));
         }
 
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         using var reader = new VideoReader();
         var clock = Stopwatch.StartNew();
         var (outcome, failure) = await RunAsync(reader, encoder, path, TimeSpan.FromSeconds(10));
@@ -115,7 +115,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
         string path = Path.Combine(_folder, $"{box}-huge.mp4");
         File.WriteAllBytes(path, bytes);
 
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         using var reader = new VideoReader();
         var clock = Stopwatch.StartNew();
         var (outcome, failure) = await RunAsync(reader, encoder, path, TimeSpan.FromSeconds(10));

@@ -40,7 +40,7 @@ public sealed class RealFootageTests(ITestOutputHelper output)
 
         var defaults = new VideoLimits();
         using var reader = new VideoReader();
-        using var encoder = new TinyEncoder();
+        await using var encoder = await TinyEncoder.LoadAsync();
         var failures = new List<string>();
         var total = Stopwatch.StartNew();
         foreach (string file in files)

@@ -5,9 +5,13 @@ using CvrlServe.Core.Video;
 namespace CvrlServe.Core.Tests.Video;
 
 /// <summary>The committed tiny seed-1 encoder, loaded once for a test class, and the checks every embedding must pass.</summary>
-internal sealed class TinyEncoder : IDisposable
+internal sealed class TinyEncoder : IAsyncDisposable
 {
-    private readonly EncoderModel _model = EncoderModel.Load(TinyModels.Seed1, new EncoderSessionOptions());
+    private readonly EncoderModel _model;
+
+    private TinyEncoder(EncoderModel model) => _model = model;
+
+    public static async Task<TinyEncoder> LoadAsync() => new(await EncoderModel.LoadAsync(TinyModels.Seed1, new EncoderSessionOptions()));
 
     public EncoderModel Model => _model;
 
@@ -34,5 +38,5 @@ internal sealed class TinyEncoder : IDisposable
 
     public static void AssertUsable(VideoEmbedding embedding) => Assert.Null(Problem(embedding));
 
-    public void Dispose() => _model.Retire();
+    public ValueTask DisposeAsync() => _model.DisposeAsync();
 }

@@ -52,7 +52,7 @@ public sealed class VideoReaderAdmissionTests(TestVideos videos)
     {
         string wide = Path.Combine(videos.Folder, "wide-1024x16.mp4");
         TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=1024x16:r=25 -t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \"{wide}\"");
-        var model = EncoderModel.Load(TinyModels.Seed1, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
+        await using var model = await EncoderModel.LoadAsync(TinyModels.Seed1, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
         using var reader = new VideoReader(new VideoReaderOptions { Limits = new VideoLimits { MaxAspectRatio = 64 } });
 
         var embedding = await new VideoEmbedder(reader).EmbedAsync(model, wide);
@@ -66,7 +66,6 @@ public sealed class VideoReaderAdmissionTests(TestVideos videos)
         Assert.Equal(frames + views + 4 * views, reader.MemoryBudget.PeakBytes);
         Assert.Equal(0, reader.MemoryBudget.InUseBytes);
         Assert.All(embedding.Embedding, x => Assert.True(float.IsFinite(x)));
-        model.Retire();
     }
 
     [Fact]
