@@ -89,6 +89,15 @@ public sealed class EncoderSession : IDisposable
             throw new ModelLoadException(name, $"the model's input/output ({string.Join(",", session.InputNames)} → {string.Join(",", session.OutputNames)}) do not match the manifest's ({manifest.Input.Name} → {manifest.Output.Name}).");
         }
 
+        // The output must be [N, D] with the manifest's D (or a dynamic D): a model that writes fewer values
+        // would leave zeros in the embeddings of later clips, one that writes more would fail every batch.
+        var dims = session.OutputMetadata[manifest.Output.Name].Dimensions;
+        if (dims.Length != 2 || (dims[1] > 0 && dims[1] != manifest.Output.Dimension))
+        {
+            session.Dispose();
+            throw new ModelLoadException(name, $"the model's output is [{string.Join(", ", dims)}], but the manifest says [N, {manifest.Output.Dimension}].");
+        }
+
         return new EncoderSession(Path.GetFullPath(folder), manifest, session, provider, fallback);
     }
 
@@ -127,7 +136,13 @@ public sealed class EncoderSession : IDisposable
             // The OrtValue borrows the managed buffer: no copy, and it must not outlive this call.
             using var value = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input[..(int)elements], shape);
             using var outputs = _session.Run(runOptions, [Manifest.Input.Name], [value], [Manifest.Output.Name]);
-            outputs[0].GetTensorDataAsSpan<float>().CopyTo(output);
+            var values = outputs[0].GetTensorDataAsSpan<float>();
+            if (values.Length != count * Dimension)
+            {
+                throw new InferenceFailedException(Name, inputRejected: false, $"the model wrote {values.Length} values for {count} clips of dimension {Dimension}");
+            }
+
+            values.CopyTo(output);
         }
         catch (OnnxRuntimeException e) when (runOptions.Terminate)
         {

@@ -117,12 +117,14 @@ public sealed class MicroBatcher : IAsyncDisposable
                 TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, ahead * Interlocked.Read(ref _lastBatchTicks))));
         }
 
-        var request = new Request(clips.Count, _options.InferenceTimeout, cancellationToken);
+        var request = new Request(clips.Count, _options.InferenceTimeout, Unqueue, cancellationToken);
         int[] shape = (int[])clipShape.Clone();
         string key = string.Join('x', shape);
         for (int i = 0; i < clips.Count; i++)
         {
-            if (!_queue.Writer.TryWrite(new ClipWork(request, i, clips[i], shape, key, clipBytes)))
+            var work = new ClipWork(request, i, clips[i], shape, key, clipBytes);
+            request.Track(work);
+            if (!_queue.Writer.TryWrite(work))
             {
                 // Stopped meanwhile: what was written is dropped by the disposal, the rest is released here.
                 Interlocked.Add(ref _queuedBytes, -(clips.Count - i) * clipBytes);
@@ -281,11 +283,9 @@ public sealed class MicroBatcher : IAsyncDisposable
     /// <summary>Takes a dequeued clip into the batch unless its request has already ended.</summary>
     private bool Admit(ClipWork work, List<ClipWork> batch)
     {
-        Interlocked.Decrement(ref _queued);
-        Interlocked.Add(ref _queuedBytes, -work.Bytes);
-        if (work.Request.IsDone)
+        if (!Unqueue(work) || work.Request.IsDone)
         {
-            return false;
+            return false; // ended while queued: its counts and its clip were released then
         }
 
         batch.Add(work);
@@ -294,9 +294,25 @@ public sealed class MicroBatcher : IAsyncDisposable
 
     private void Drop(ClipWork work, Exception error)
     {
+        Unqueue(work);
+        work.Request.Fail(error);
+    }
+
+    /// <summary>
+    /// Takes a clip off the queue's counts, once: when the worker dequeues it, or as soon as its request
+    /// ends (cancelled, expired, failed) while it still waits, so a request that gave up stops holding
+    /// queue space at once. Returns whether this call released it.
+    /// </summary>
+    private bool Unqueue(ClipWork work)
+    {
+        if (Interlocked.Exchange(ref work.Unqueued, 1) != 0)
+        {
+            return false;
+        }
+
         Interlocked.Decrement(ref _queued);
         Interlocked.Add(ref _queuedBytes, -work.Bytes);
-        work.Request.Fail(error);
+        return true;
     }
 
     private static void FailAll(List<ClipWork> batch, Exception error)
@@ -314,7 +330,7 @@ public sealed class MicroBatcher : IAsyncDisposable
             return;
         }
 
-        int clipLength = batch[0].Clip.Length;
+        int clipLength = batch[0].Clip!.Length;
         int needed = clipLength * batch.Count;
         if (_buffer.Length < needed)
         {
@@ -323,7 +339,7 @@ public sealed class MicroBatcher : IAsyncDisposable
 
         for (int i = 0; i < batch.Count; i++)
         {
-            batch[i].Clip.CopyTo(_buffer, i * clipLength);
+            batch[i].Clip!.CopyTo(_buffer, i * clipLength);
         }
 
         var output = new float[batch.Count * _dimension];
@@ -383,7 +399,24 @@ public sealed class MicroBatcher : IAsyncDisposable
         return work;
     }
 
-    private sealed record ClipWork(Request Request, int Index, float[] Clip, int[] Shape, string Key, long Bytes);
+    private sealed class ClipWork(Request request, int index, float[] clip, int[] shape, string key, long bytes)
+    {
+        /// <summary>1 once taken off the queue's counts (see <see cref="Unqueue"/>).</summary>
+        public int Unqueued;
+
+        public Request Request { get; } = request;
+
+        public int Index { get; } = index;
+
+        /// <summary>The clip's values; let go (null) when its request ends while it waits, so they can be collected.</summary>
+        public float[]? Clip { get; set; } = clip;
+
+        public int[] Shape { get; } = shape;
+
+        public string Key { get; } = key;
+
+        public long Bytes { get; } = bytes;
+    }
 
     /// <summary>One caller's clips: completes when all have run, or fails, expires or is cancelled as a whole.</summary>
     private sealed class Request : IDisposable
@@ -397,13 +430,17 @@ public sealed class MicroBatcher : IAsyncDisposable
         private readonly Stopwatch _queued = Stopwatch.StartNew();
         private readonly CancellationTokenRegistration _onCancel;
         private readonly CancellationTokenRegistration _onDeadline;
+        private readonly Func<ClipWork, bool> _unqueue;
+        private readonly ClipWork?[] _works;
         private int _remaining;
         private long _inferenceTicks;
         private long _firstStartTicks = -1;
         private long _lastBatch;
 
-        public Request(int clips, TimeSpan timeout, CancellationToken cancellationToken)
+        public Request(int clips, TimeSpan timeout, Func<ClipWork, bool> unqueue, CancellationToken cancellationToken)
         {
+            _unqueue = unqueue;
+            _works = new ClipWork?[clips];
             _embeddings = new float[clips][];
             _remaining = clips;
             _timeout = timeout;
@@ -441,6 +478,16 @@ public sealed class MicroBatcher : IAsyncDisposable
 
         public void Fail(Exception error) => End(error);
 
+        /// <summary>Remembers a queued clip, so that ending the request releases its queue space at once.</summary>
+        public void Track(ClipWork work)
+        {
+            Volatile.Write(ref _works[work.Index], work);
+            if (IsDone)
+            {
+                _unqueue(work); // ended before it was tracked
+            }
+        }
+
         /// <summary>Ends the request with <paramref name="error"/>: cancelled for an <see cref="OperationCanceledException"/>, timed out for null.</summary>
         private void End(Exception? error)
         {
@@ -454,6 +501,13 @@ public sealed class MicroBatcher : IAsyncDisposable
             {
                 Dispose();
                 _ended.Cancel();
+                for (int i = 0; i < _works.Length; i++)
+                {
+                    if (Volatile.Read(ref _works[i]) is { } queued && _unqueue(queued))
+                    {
+                        queued.Clip = null; // never admitted now: the worker will skip it
+                    }
+                }
             }
         }
 

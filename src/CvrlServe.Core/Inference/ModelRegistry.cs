@@ -195,7 +195,14 @@ public sealed class ModelRegistry : IAsyncDisposable
 
         await _stopping.CancelAsync();
         _watcher?.Dispose();
-        foreach (var timer in _pending.Values)
+        Timer[] timers;
+        lock (_pending)
+        {
+            timers = [.. _pending.Values];
+            _pending.Clear();
+        }
+
+        foreach (var timer in timers)
         {
             await timer.DisposeAsync();
         }
@@ -276,6 +283,12 @@ public sealed class ModelRegistry : IAsyncDisposable
         {
             entry.Error = e.Message;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Whatever else a load throws (out of memory in ONNX Runtime, a bad graph) stays with this
+            // model: the others load, the watcher starts, and the status says so without raw text.
+            entry.Error = $"Model '{name}' could not be loaded ({e.GetType().Name}).";
+        }
 
         Changed?.Invoke(Status(entry));
     }
@@ -303,16 +316,36 @@ public sealed class ModelRegistry : IAsyncDisposable
             return;
         }
 
-        var timer = _pending.GetOrAdd(name, n => new Timer(_ =>
+        // One lock for creating, re-arming and retiring debounce timers: a timer that fires (and is
+        // disposed) while a new event re-arms it would otherwise throw ObjectDisposedException on the
+        // watcher's thread, which ends the process.
+        lock (_pending)
         {
-            if (_pending.TryRemove(n, out var t))
+            if (_stopping.IsCancellationRequested)
             {
-                t.Dispose();
+                return;
             }
 
-            ReloadInBackground(n);
-        }));
-        timer.Change(Debounce, Timeout.InfiniteTimeSpan);
+            if (!_pending.TryGetValue(name, out var timer))
+            {
+                _pending[name] = timer = new Timer(_ => Fire(name));
+            }
+
+            timer.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void Fire(string name)
+    {
+        lock (_pending)
+        {
+            if (_pending.TryRemove(name, out var timer))
+            {
+                timer.Dispose();
+            }
+        }
+
+        ReloadInBackground(name);
     }
 
     /// <summary>A watcher-triggered reload: tracked so disposal waits for it, its failure reported in the model's status.</summary>
@@ -337,7 +370,7 @@ public sealed class ModelRegistry : IAsyncDisposable
             {
                 if (_entries.TryGetValue(name, out var entry))
                 {
-                    entry.Error = $"Reload failed: {e.Message}";
+                    entry.Error = $"Model '{name}' could not be reloaded ({e.GetType().Name}).";
                 }
             }
         });

@@ -92,9 +92,11 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
             // From the start, fps begins at the grid's start: a slot before the first picture holds the
             // first picture (some files' first frame comes a frame late). After a seek it begins at the
             // first frame decoded; either way a slot in a gap holds the picture before it.
-            string start = from > 0 ? "" : $":start_time={Seconds(grid.StartTime.TotalSeconds)}";
+            // Timestamps are shifted so the grid starts at 0: slot i is then exactly at i/R, where the fps
+            // filter puts its frames.
+            string start = from > 0 ? "" : ":start_time=0";
             graph.Append(CultureInfo.InvariantCulture,
-                $"[{i}:v]fps=fps={rate}{start},select='{SelectExpression(run, grid)}',scale={width}:{height}:flags={geometry.ScaleFlags},format=rgb24");
+                $"[{i}:v]setpts=PTS-{Seconds(grid.StartTime.TotalSeconds)}/TB,fps=fps={rate}{start},select='{SelectExpression(run, grid)}',scale={width}:{height}:flags={geometry.ScaleFlags},format=rgb24");
             AppendCrops(graph, crops, width, height, i);
             graph.Append(segments.Count == 1 ? "[out]" : $"[v{i}];");
         }
@@ -149,12 +151,14 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
     }
 
     /// <summary>
-    /// True for the grid slots of <paramref name="run"/>: the slot is round((t − start)·R), and an
-    /// arithmetic run is one <c>between</c>/<c>mod</c> term rather than one <c>eq</c> per frame.
+    /// True for the grid slots of <paramref name="run"/>: the slot is round(t·R), and an arithmetic run is
+    /// one <c>between</c>/<c>mod</c> term rather than one <c>eq</c> per frame. Timestamps were shifted so
+    /// the grid starts at 0 (<c>setpts</c>), so the fps filter's frames sit exactly on the grid's slots: no
+    /// tie to round when the video starts half a frame off a multiple of 1/R (0.02 s at 25 fps).
     /// </summary>
     internal static string SelectExpression(int[] run, FrameGrid grid)
     {
-        string slot = $"round((t-{Seconds(grid.StartTime.TotalSeconds)})*{Number(grid.Rate)})";
+        string slot = $"round(t*{Number(grid.Rate)})";
         int step = run.Length > 1 ? run[1] - run[0] : 1;
         bool arithmetic = true;
         for (int i = 2; i < run.Length && arithmetic; i++)

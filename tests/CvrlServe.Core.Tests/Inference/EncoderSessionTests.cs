@@ -74,6 +74,20 @@ public sealed class EncoderSessionTests : IDisposable
     }
 
     [Fact]
+    public void Load_ManifestDimensionNotTheModelsOutput_RefusedAtLoad()
+    {
+        // tiny-seed1 writes 64 values per clip; a manifest that says 65 would leave a zero in every
+        // embedding of a batch's last clip, or fail every batch.
+        string model = TinyModels.CopyInto(_folder, TinyModels.Seed1, "wrong-dimension");
+        string manifest = Path.Combine(model, EncoderManifest.FileName);
+        File.WriteAllText(manifest, File.ReadAllText(manifest).Replace("\"dimension\": 64", "\"dimension\": 65", StringComparison.Ordinal));
+        Assert.Equal(65, EncoderManifest.Load(model).Output.Dimension);
+
+        var error = Assert.Throws<ModelLoadException>(() => EncoderSession.Load(model, Cpu));
+        Assert.Contains("[N, 65]", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_OnnxFileNotMatchingManifestHash_Refused()
     {
         string model = TinyModels.CopyInto(_folder, TinyModels.Seed1, "mixed");
@@ -177,10 +191,6 @@ public sealed class EncoderSessionTests : IDisposable
         Assert.Throws<InvalidRequestException>(() => session.Run(new float[3 * 4 * 32 * 32], 1, [3, 4, 32, 32], new float[63]));
     }
 
-    // A large clip: the tiny encoder's T, H and W are free, so one run takes seconds here (2 cores) and
-    // far longer than the 50 ms these tests wait on any CPU.
-    private static readonly int[] SlowShape = [3, 64, 384, 384];
-
     [Fact]
     public void Run_TokenAlreadyCancelled_OnnxRuntimeRefusesThroughTheTerminateFlag()
     {
@@ -190,25 +200,5 @@ public sealed class EncoderSessionTests : IDisposable
         var error = Assert.ThrowsAny<OperationCanceledException>(() => session.Run(new float[3 * 4 * 32 * 32], 1, [3, 4, 32, 32], new float[64], cancellationToken: cancel.Token));
         Assert.IsType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(error.InnerException);
         Assert.Equal(cancel.Token, error.CancellationToken);
-    }
-
-    [Fact]
-    public async Task Run_CancelledWhileRunning_StopsThroughTheTerminateFlag()
-    {
-        using var session = EncoderSession.Load(TinyModels.Seed1, Cpu);
-        var input = new float[SlowShape.Aggregate(1, (a, b) => a * b)];
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
-        var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Task.Run(() => session.Run(input, 1, SlowShape, new float[64], cancellationToken: cancel.Token)));
-        Assert.IsType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(error.InnerException);
-    }
-
-    [Fact]
-    public async Task Run_TimeoutPassesWhileRunning_DeadlineExceeded()
-    {
-        using var session = EncoderSession.Load(TinyModels.Seed1, Cpu);
-        var input = new float[SlowShape.Aggregate(1, (a, b) => a * b)];
-        var error = await Assert.ThrowsAsync<DeadlineExceededException>(() => Task.Run(() => session.Run(input, 1, SlowShape, new float[64], TimeSpan.FromMilliseconds(50))));
-        Assert.Equal(ErrorKind.Timeout, error.Kind);
-        Assert.DoesNotContain("terminate", error.Message, StringComparison.Ordinal);
     }
 }

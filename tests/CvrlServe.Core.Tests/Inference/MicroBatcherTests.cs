@@ -71,6 +71,30 @@ public sealed class MicroBatcherTests
     }
 
     [Fact]
+    public async Task EmbedAsync_CancelledWhileQueued_ItsQueueSpaceIsFreeAtOnce()
+    {
+        long clipBytes = ClipLength * sizeof(float);
+        using var runner = new HeldRunner();
+        await using var batcher = runner.Batcher(new EncoderSessionOptions { MaxBatchSize = 1, QueueCapacityBytes = 3 * clipBytes, MaxBatchWait = TimeSpan.Zero });
+        var first = batcher.EmbedAsync(Clips(1, 0), Shape);
+        await runner.Entered(1); // the worker holds the first clip: nothing is dequeued until it is released
+        using var cancel = new CancellationTokenSource();
+        var gaveUp = batcher.EmbedAsync(Clips(3, 1), Shape, cancel.Token);
+        Assert.Equal(3 * clipBytes, batcher.Statistics.QueuedBytes);
+        await Assert.ThrowsAsync<OverloadedException>(() => batcher.EmbedAsync(Clips(1, 2), Shape));
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => gaveUp);
+
+        // The worker has not moved, yet the cancelled request's space is back: a new request fits.
+        Assert.Equal((0, 0L), (batcher.Statistics.Queued, batcher.Statistics.QueuedBytes));
+        var next = batcher.EmbedAsync(Clips(3, 3), Shape);
+        runner.Open();
+        await Task.WhenAll(first, next).WaitAsync(Patience);
+        Assert.Equal((4L, 0L), (batcher.Statistics.Clips, batcher.Statistics.QueuedBytes));
+    }
+
+    [Fact]
     public async Task EmbedAsync_QueueFullOfClips_OverloadedWithRetryAfter()
     {
         using var runner = new HeldRunner();

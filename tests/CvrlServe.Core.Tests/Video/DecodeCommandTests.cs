@@ -96,9 +96,9 @@ public class DecodeCommandTests
     public void SelectExpression_ArithmeticRun_UsesBetweenAndMod()
     {
         var grid = new FrameGrid(25, 100, TimeSpan.FromSeconds(1.48));
-        Assert.Equal("between(round((t-1.48)*25),10,40)*not(mod(round((t-1.48)*25)-10,2))",
+        Assert.Equal("between(round(t*25),10,40)*not(mod(round(t*25)-10,2))",
             DecodeCommand.SelectExpression([.. Enumerable.Range(0, 16).Select(i => 10 + 2 * i)], grid));
-        Assert.Equal("eq(round((t-0)*25),1)+eq(round((t-0)*25),2)+eq(round((t-0)*25),5)",
+        Assert.Equal("eq(round(t*25),1)+eq(round(t*25),2)+eq(round(t*25),5)",
             DecodeCommand.SelectExpression([1, 2, 5], new FrameGrid(25, 100, TimeSpan.Zero)));
     }
 

@@ -5,14 +5,27 @@ using CvrlServe.Core.Video;
 
 namespace CvrlServe.Core.Tests.Video;
 
-/// <summary>Decoded memory is reserved before it is allocated, and only what the views use is decoded.</summary>
-[Collection(SharedVideos.Name)]
-public sealed class VideoReaderAdmissionTests(TestVideos videos)
+/// <summary>
+/// Decoded memory is reserved before it is allocated, and only what the views use is decoded. Isolated:
+/// the tests measure this process's heap, which tests running beside them would disturb.
+/// </summary>
+[Collection(IsolatedTests.Name)]
+public sealed class VideoReaderAdmissionTests : IDisposable
 {
+    private readonly string _folder = Directory.CreateTempSubdirectory("cvrl-admission-").FullName;
+
+    public VideoReaderAdmissionTests()
+    {
+        TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=320x240:r=25 -t 5 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \"{Path("moving.mp4")}\"");
+        TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 12 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \"{Path("small.mp4")}\"");
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
     [Fact]
     public async Task DecodeAsync_WaitingForMemory_AllocatesNothingUntilAdmitted()
     {
-        var media = await new VideoReader().GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
+        var media = await new VideoReader().GetMediaInfoAsync(Path("moving.mp4"));
         var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, 100).ToArray())]);
         long oneRequest = 2L * 100 * 320 * 240 * 3; // ffmpeg's output and the view cut from it
         using var reader = new VideoReader(new VideoReaderOptions { DecodedMemoryBudgetBytes = oneRequest, MaxWaitingDecodes = 8 });
@@ -35,7 +48,7 @@ public sealed class VideoReaderAdmissionTests(TestVideos videos)
     [Fact]
     public async Task DecodeAsync_MoreWaitingThanTheQueue_Overloaded()
     {
-        var media = await new VideoReader().GetMediaInfoAsync(videos.Path("index.mp4"));
+        var media = await new VideoReader().GetMediaInfoAsync(Path("small.mp4"));
         var plan = SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 1), 1);
         using var reader = new VideoReader(new VideoReaderOptions { DecodedMemoryBudgetBytes = 1 << 20, MaxWaitingDecodes = 1 });
         var hold = await reader.ReserveAsync(1 << 20);
@@ -50,7 +63,7 @@ public sealed class VideoReaderAdmissionTests(TestVideos videos)
     [Fact]
     public async Task EmbedAsync_WideVideo_ReservesOnlyTheCroppedViewsAndTheirTensors()
     {
-        string wide = Path.Combine(videos.Folder, "wide-1024x16.mp4");
+        string wide = Path("wide-1024x16.mp4");
         TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=1024x16:r=25 -t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \"{wide}\"");
         await using var model = await EncoderModel.LoadAsync(TinyModels.Seed1, new EncoderSessionOptions { Provider = ProviderPreference.Cpu });
         using var reader = new VideoReader(new VideoReaderOptions { Limits = new VideoLimits { MaxAspectRatio = 64 } });
@@ -71,13 +84,15 @@ public sealed class VideoReaderAdmissionTests(TestVideos videos)
     [Fact]
     public async Task GetMediaInfoAsync_VeryWideVideo_RefusedByTheAspectLimit()
     {
-        string wide = Path.Combine(videos.Folder, "wide-4096x16.mp4");
+        string wide = Path("wide-4096x16.mp4");
         TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=4096x16:r=25 -frames:v 5 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \"{wide}\"");
         using var reader = new VideoReader();
 
         var error = await Assert.ThrowsAsync<LimitExceededException>(() => reader.GetMediaInfoAsync(wide));
         Assert.Equal((Limit.AspectRatio, 256d, "ratio"), (error.Limit, error.Actual, error.Unit));
     }
+
+    private string Path(string name) => System.IO.Path.Combine(_folder, name);
 
     private static async Task WaitUntil(Func<bool> condition)
     {

@@ -32,6 +32,23 @@ public sealed class VideoReaderDecodeTests(TestVideos videos) : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("0.02")]  // half a frame at 25 fps: (t − start)·R lands on k − 0.5
+    [InlineData("0.06")]
+    public async Task DecodeAsync_StartHalfAFrameOffTheGrid_EveryFrameOnceInOrder(string offset)
+    {
+        string path = Path.Combine(videos.Folder, $"index-offset-{offset}.mkv");
+        TestVideos.RunFfmpeg($"-i \"{videos.Path("index.mkv")}\" -c copy -output_ts_offset {offset} \"{path}\"");
+        var media = await _reader.GetMediaInfoAsync(path);
+        Assert.Equal(double.Parse(offset, System.Globalization.CultureInfo.InvariantCulture), media.StartTime.TotalSeconds, 3);
+        var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, TestVideos.IndexFrames).ToArray())]);
+
+        var video = await _reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
+
+        Assert.Equal(Enumerable.Range(0, TestVideos.IndexFrames), FrameIndices(video.Views.Single()));
+        Assert.Equal((1, false, 0), (video.Stats.Processes, video.Stats.UsedFallback, video.Stats.FilledTailFrames));
+    }
+
     [Fact]
     public async Task DecodeAsync_LoopingAndOverlappingClips_EachFrameRight()
     {
