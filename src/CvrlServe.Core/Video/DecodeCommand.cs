@@ -45,7 +45,8 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         FrameGeometry geometry,
         IReadOnlyCollection<string> allowedFormats,
         bool seek,
-        double seekGapSeconds = 2.0)
+        double seekGapSeconds = 2.0,
+        long maxPixelsPerFrame = 3840L * 2160)
     {
         ArgumentNullException.ThrowIfNull(media);
         ArgumentNullException.ThrowIfNull(plan);
@@ -66,7 +67,9 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(Math.Max(seekGapSeconds, margin + 1) * grid.Rate)) : int.MaxValue;
         var segments = Segments(frames, maxGap);
 
-        string[] safety = ["-protocol_whitelist", "file", "-format_whitelist", string.Join(',', allowedFormats)];
+        // -max_pixels: a decoder refuses pictures larger than the limit even when the header lied about the size.
+        string[] safety = ["-protocol_whitelist", "file", "-format_whitelist", string.Join(',', allowedFormats),
+            "-max_pixels", maxPixelsPerFrame.ToString(CultureInfo.InvariantCulture)];
         // -ss counts from the container's start; frame i of the grid is shown at the video's start + i/R.
         double lead = (media.StartTime - media.ContainerStartTime).TotalSeconds;
         string rate = Number(grid.Rate);
@@ -151,28 +154,35 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
     }
 
     /// <summary>
-    /// True for the grid slots of <paramref name="run"/>: the slot is round(t·R), and an arithmetic run is
-    /// one <c>between</c>/<c>mod</c> term rather than one <c>eq</c> per frame. Timestamps were shifted so
-    /// the grid starts at 0 (<c>setpts</c>), so the fps filter's frames sit exactly on the grid's slots: no
-    /// tie to round when the video starts half a frame off a multiple of 1/R (0.02 s at 25 fps).
+    /// True for the grid slots of <paramref name="run"/>: the slot is round(t·R). The run is written as its
+    /// maximal arithmetic pieces, each one <c>between</c>/<c>mod</c> term (a single frame one <c>eq</c>), so
+    /// the expression grows with the number of clips, not of frames (one argument must stay under the
+    /// kernel's 128 KB). Timestamps were shifted so the grid starts at 0 (<c>setpts</c>), so the fps
+    /// filter's frames sit exactly on the grid's slots: no tie to round when the video starts half a frame
+    /// off a multiple of 1/R (0.02 s at 25 fps).
     /// </summary>
     internal static string SelectExpression(int[] run, FrameGrid grid)
     {
         string slot = $"round(t*{Number(grid.Rate)})";
-        int step = run.Length > 1 ? run[1] - run[0] : 1;
-        bool arithmetic = true;
-        for (int i = 2; i < run.Length && arithmetic; i++)
+        var terms = new List<string>();
+        for (int first = 0; first < run.Length;)
         {
-            arithmetic = run[i] - run[i - 1] == step;
+            int last = first;
+            int step = first + 1 < run.Length ? run[first + 1] - run[first] : 1;
+            while (last + 1 < run.Length && run[last + 1] - run[last] == step)
+            {
+                last++;
+            }
+
+            terms.Add(last == first
+                ? $"eq({slot},{run[first]})"
+                : step == 1
+                    ? $"between({slot},{run[first]},{run[last]})"
+                    : $"between({slot},{run[first]},{run[last]})*not(mod({slot}-{run[first]},{step}))");
+            first = last + 1;
         }
 
-        if (arithmetic)
-        {
-            string range = $"between({slot},{run[0]},{run[^1]})";
-            return step == 1 ? range : $"{range}*not(mod({slot}-{run[0]},{step}))";
-        }
-
-        return string.Join('+', run.Select(k => $"eq({slot},{k})"));
+        return string.Join('+', terms);
     }
 
     /// <summary>Crops in rgb24 (exact to the pixel, no chroma alignment); several crops are stacked side by side.</summary>

@@ -128,7 +128,7 @@ public sealed class VideoReader : IDisposable
         effective.CheckMedia(media);
 
         var clock = Stopwatch.StartNew();
-        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds);
+        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds, effective.MaxPixelsPerFrame);
         long needed = command.ExpectedBytes + ViewBytes(plan, command);
         effective.CheckDecodedBytes(needed);
         if (command.ExpectedBytes > Array.MaxLength)
@@ -150,7 +150,7 @@ public sealed class VideoReader : IDisposable
         {
             // A seek can return too little (engineering notes), and a short read after seeking cannot tell
             // which run fell short: read everything once more from the start.
-            var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false);
+            var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false, maxPixelsPerFrame: effective.MaxPixelsPerFrame);
             (written, stderr) = await RunFfmpegAsync(fromStart, frames, effective.ProcessTimeout, cancellationToken);
             processes++;
             fallback = true;
@@ -245,6 +245,8 @@ public sealed class VideoReader : IDisposable
         [
             "-hide_banner", "-v", "error", "-of", "json",
             "-protocol_whitelist", "file", "-format_whitelist", string.Join(',', _options.AllowedFormats),
+            // The server's pixel limit (not a request's: the result is cached for every request).
+            "-max_pixels", _options.Limits.MaxPixelsPerFrame.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-select_streams", "V:0", "-read_intervals", MediaInfoParser.ReadIntervals, "-show_entries", MediaInfoParser.Entries,
             "-i", "file:" + file.FullName,
         ];

@@ -31,6 +31,7 @@ public class DecodeCommandTests
         Assert.Equal(["-ss", "5.533333"], command.Inputs[1].Options.Take(2));
         Assert.Contains("concat=n=10:v=1:a=0[out]", command.FilterGraph, StringComparison.Ordinal);
         Assert.All(command.Inputs, i => Assert.Equal(["-protocol_whitelist", "file", "-format_whitelist"], i.Options.SkipWhile(o => o != "-protocol_whitelist").Take(3)));
+        Assert.All(command.Inputs, i => Assert.Equal(["-max_pixels", $"{3840 * 2160}"], i.Options.SkipWhile(o => o != "-max_pixels").Take(2)));
     }
 
     [Fact]
@@ -98,8 +99,18 @@ public class DecodeCommandTests
         var grid = new FrameGrid(25, 100, TimeSpan.FromSeconds(1.48));
         Assert.Equal("between(round(t*25),10,40)*not(mod(round(t*25)-10,2))",
             DecodeCommand.SelectExpression([.. Enumerable.Range(0, 16).Select(i => 10 + 2 * i)], grid));
-        Assert.Equal("eq(round(t*25),1)+eq(round(t*25),2)+eq(round(t*25),5)",
+        Assert.Equal("between(round(t*25),1,2)+eq(round(t*25),5)",
             DecodeCommand.SelectExpression([1, 2, 5], new FrameGrid(25, 100, TimeSpan.Zero)));
+    }
+
+    [Fact]
+    public void SelectExpression_ManyOverlappingClips_GrowsWithClipsNotFrames()
+    {
+        // 64 clips of 512 frames, stride 2, 1100 frames apart: one run (as a plan reading through would make) that is not arithmetic as a whole.
+        var grid = new FrameGrid(25, 100_000, TimeSpan.Zero);
+        int[] run = Enumerable.Range(0, 64).SelectMany(c => Enumerable.Range(0, 512).Select(t => (c * 1100) + (2 * t))).Distinct().Order().ToArray();
+        string expression = DecodeCommand.SelectExpression(run, grid);
+        Assert.InRange(expression.Length, 1, 64 * 100);
     }
 
     [Fact]
