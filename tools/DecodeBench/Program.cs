@@ -53,7 +53,7 @@ for (int r = 0; r < rounds; r++)
             await reader.DecodeAsync(media, new SamplingPlan(plan.Grid, [one]), geometry);
         }
     }));
-    times["bash"].Add(await Time(() => Task.Run(() => Run("bash", "-c \"" + shell.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\""))));
+    times["bash"].Add(await Time(() => ToolProcess.RunAsync("bash", ["-c", shell], null, TimeSpan.FromMinutes(5), "bash")));
 }
 
 double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
