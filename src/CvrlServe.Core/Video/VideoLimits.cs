@@ -29,7 +29,7 @@ public sealed record VideoLimits
     /// <summary>Most rgb24 bytes one decode may return (frames × H × W × 3), known before decoding.</summary>
     public long MaxDecodedBytes { get; init; } = 1024L * 1024 * 1024;
 
-    /// <summary>Wall-clock budget for one ffprobe or ffmpeg run.</summary>
+    /// <summary>Wall-clock budget for one ffprobe run, and for one decode (its read from the start included).</summary>
     public TimeSpan ProcessTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>

@@ -143,6 +143,7 @@ public sealed class VideoReader : IDisposable
 
         using var own = reservation is null ? await MemoryBudget.ReserveAsync(needed, cancellationToken) : null;
         var frames = new byte[command.ExpectedBytes];
+        var decoding = Stopwatch.StartNew();
         var (written, stderr) = await RunFfmpegAsync(command, frames, effective.ProcessTimeout, cancellationToken);
         int processes = 1;
         bool fallback = false;
@@ -150,8 +151,15 @@ public sealed class VideoReader : IDisposable
         {
             // A seek can return too little (engineering notes), and a short read after seeking cannot tell
             // which run fell short: read everything once more from the start.
+            // The timeout bounds the whole decode, not each try: the second run gets what the first left.
+            var left = effective.ProcessTimeout - decoding.Elapsed;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new DeadlineExceededException("Decoding the video", effective.ProcessTimeout, $"'{media.Path}': no time left for the read from the start");
+            }
+
             var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false, maxPixelsPerFrame: effective.MaxPixelsPerFrame);
-            (written, stderr) = await RunFfmpegAsync(fromStart, frames, effective.ProcessTimeout, cancellationToken);
+            (written, stderr) = await RunFfmpegAsync(fromStart, frames, left, cancellationToken);
             processes++;
             fallback = true;
         }
