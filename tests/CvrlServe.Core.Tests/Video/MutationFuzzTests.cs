@@ -67,7 +67,7 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
             string.Join(", ", outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} {o.Value}")));
 
         Assert.True(failures.Count == 0, $"{failures.Count} mutants failed (rebuild one with Mutate(source, extension, seed)):\n{string.Join('\n', failures)}");
-        await WaitUntil(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
+        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg());
         Assert.Empty(TempEntries().Except(tempBefore));
         Assert.True(elapsed <= Budget, $"the fuzz took {elapsed.TotalSeconds:F1} s, over its {Budget.TotalSeconds} s budget");
@@ -330,12 +330,4 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
     private static HashSet<string> TempEntries() =>
         Directory.EnumerateFileSystemEntries(Path.GetTempPath()).ToHashSet(StringComparer.Ordinal);
 
-    private static async Task WaitUntil(Func<bool> condition, TimeSpan limit)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition() && clock.Elapsed < limit)
-        {
-            await Task.Delay(20);
-        }
-    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Tests.Inference;
 using CvrlServe.Core.Video;
@@ -34,7 +33,8 @@ public sealed class VideoReaderAdmissionTests : IDisposable
         var hold = await reader.ReserveAsync(oneRequest);
         long before = GC.GetTotalMemory(forceFullCollection: true);
         var decodes = Enumerable.Range(0, 6).Select(_ => reader.DecodeAsync(media, plan, FrameGeometry.FullFrame)).ToArray();
-        await WaitUntil(() => reader.MemoryBudget.Waiting == 6);
+        await Poll.UntilAsync(() => reader.MemoryBudget.Waiting == 6, TimeSpan.FromSeconds(20));
+        Assert.Equal(6, reader.MemoryBudget.Waiting);
         long waiting = GC.GetTotalMemory(forceFullCollection: true) - before;
 
         // Six requests wait; none holds its 23 MB frame buffer yet (allocating first would hold 138 MB).
@@ -53,7 +53,8 @@ public sealed class VideoReaderAdmissionTests : IDisposable
         using var reader = new VideoReader(new VideoReaderOptions { DecodedMemoryBudgetBytes = 1 << 20, MaxWaitingDecodes = 1 });
         var hold = await reader.ReserveAsync(1 << 20);
         var first = reader.DecodeAsync(media, plan, FrameGeometry.FullFrame);
-        await WaitUntil(() => reader.MemoryBudget.Waiting == 1);
+        await Poll.UntilAsync(() => reader.MemoryBudget.Waiting == 1, TimeSpan.FromSeconds(20));
+        Assert.Equal(1, reader.MemoryBudget.Waiting);
 
         await Assert.ThrowsAsync<OverloadedException>(() => reader.DecodeAsync(media, plan, FrameGeometry.FullFrame));
         hold.Dispose();
@@ -94,13 +95,4 @@ public sealed class VideoReaderAdmissionTests : IDisposable
 
     private string Path(string name) => System.IO.Path.Combine(_folder, name);
 
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "condition not reached in 20 s");
-            await Task.Delay(10);
-        }
-    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using CvrlServe.Core.Video;
@@ -109,11 +108,11 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         using var cancel = new CancellationTokenSource();
 
         var decode = reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
-        await WaitUntil(() => ChildProcesses.Ffmpeg(videos.Folder).Count > 0, TimeSpan.FromSeconds(10));
+        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count > 0, TimeSpan.FromSeconds(10));
         cancel.Cancel();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => decode);
-        await WaitUntil(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
+        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
@@ -128,7 +127,7 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         var tight = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(50) }; // a request's own, tighter limit
 
         await Assert.ThrowsAsync<DeadlineExceededException>(() => reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, tight));
-        await WaitUntil(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
+        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
@@ -175,14 +174,6 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
 
     private static int CountPipeFiles() => Directory.EnumerateFiles(Path.GetTempPath(), "CoreFxPipe_*").Count();
 
-    private static async Task WaitUntil(Func<bool> condition, TimeSpan limit)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition() && clock.Elapsed < limit)
-        {
-            await Task.Delay(20);
-        }
-    }
 }
 
 /// <summary>ffmpeg/ffprobe processes whose parent is this test process, read from /proc.</summary>
