@@ -38,26 +38,43 @@ internal static class RunFolder
         return (saved.Step, from);
     }
 
-    /// <summary>Decodes every video into the frame cache (or opens its cache); unreadable videos are reported and left out.</summary>
+    /// <summary>
+    /// Decodes every video into the frame cache (or opens its cache), one video per core at a time (each
+    /// decode is one ffmpeg process, mostly start-up cost on small videos); unreadable videos are reported
+    /// and left out. The result keeps the order of <paramref name="files"/>.
+    /// </summary>
     public static async Task<IReadOnlyList<CachedVideo>> CacheAsync(IReadOnlyList<string> files, string cacheFolder, DataSection data, TextWriter log, CancellationToken cancellationToken)
     {
         var options = new CacheOptions(data.ShortSide, data.TargetFps, data.MaxCachedFrames);
         using var reader = new VideoReader();
-        var videos = new List<CachedVideo>();
-        foreach (string file in files)
+        var videos = new CachedVideo?[files.Count];
+        int done = 0;
+        await Parallel.ForAsync(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             try
             {
-                videos.Add(await CachedVideo.OpenOrBuildAsync(reader, file, cacheFolder, options, cancellationToken));
+                videos[i] = await CachedVideo.OpenOrBuildAsync(reader, files[i], cacheFolder, options, ct);
             }
             catch (CvrlException e) when (e.Kind is not ErrorKind.Overloaded)
             {
-                log.WriteLine($"Skipping {file}: {e.Message}");
+                lock (log)
+                {
+                    log.WriteLine($"Skipping {files[i]}: {e.Message}");
+                }
             }
-        }
 
-        log.WriteLine($"{videos.Count} of {files.Count} videos cached at short side {options.ShortSide} in {cacheFolder}.");
-        return videos;
+            int n = Interlocked.Increment(ref done);
+            if (files.Count >= 1000 && n % 1000 == 0)
+            {
+                lock (log)
+                {
+                    log.WriteLine($"Cache: {n}/{files.Count} videos");
+                }
+            }
+        });
+        var cached = videos.OfType<CachedVideo>().ToArray();
+        log.WriteLine($"{cached.Length} of {files.Count} videos cached at short side {options.ShortSide} in {cacheFolder}.");
+        return cached;
     }
 
     /// <summary>Writes checkpoints/step-N (encoder, head, optimizer, trainer state) via a staging folder.</summary>
