@@ -10,7 +10,13 @@ using CvrlServe.Training.Modules;
 namespace CvrlServe.Training.Config;
 
 /// <summary>The encoder and projection head to train.</summary>
-public sealed record ModelSection(string Architecture = "r3d50", double Width = 1.0, int HeadLayers = 3, int ProjectionSize = 128);
+/// <param name="HeadLayers">Hidden layers of the projection head (Linear, BN, ReLU each); 0 is one Linear.</param>
+/// <param name="HeadHiddenSize">
+/// Width of the head's hidden layers. The reference's are 2048 whatever the encoder's width (cvrl-method.md §2),
+/// which for r3d50 at width 1 is also the embedding size.
+/// </param>
+/// <param name="ProjectionSize">Output of the head, L2-normalized before the loss.</param>
+public sealed record ModelSection(string Architecture = "r3d50", double Width = 1.0, int HeadLayers = 3, int HeadHiddenSize = 2048, int ProjectionSize = 128);
 
 /// <summary>Clips, frame grid and the training cache.</summary>
 /// <param name="Frames">Frames per clip.</param>
@@ -139,6 +145,7 @@ public sealed record ExperimentConfig
         Check(R3dArchitecture.Find(Model.Architecture) is not null, R3dArchitecture.UnknownMessage(Model.Architecture));
         Check(Model.Width is > 0 and <= 8, $"model.width must be in (0, 8] (got {Model.Width})");
         Check(Model.HeadLayers is >= 0 and <= 8, "model.headLayers must be in [0, 8]");
+        Check(Model.HeadHiddenSize >= 1, "model.headHiddenSize must be positive");
         Check(Model.ProjectionSize >= 1, "model.projectionSize must be positive");
         Check(Data.Frames >= 1 && Data.Stride >= 1, "data.frames and data.stride must be positive");
         Check(Data.CropSize >= 8, "data.cropSize must be at least 8");

@@ -63,7 +63,7 @@ public static class Pretrainer
         random.manual_seed(config.Seed);
         var architecture = R3dArchitecture.Parse(config.Model.Architecture);
         var encoder = new R3dEncoder(architecture, config.Model.Width);
-        using var model = new ContrastiveModel(encoder, new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.ProjectionSize));
+        using var model = new ContrastiveModel(encoder, new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.HeadHiddenSize, config.Model.ProjectionSize));
         model.to(device);
         using var updater = new ParameterUpdater(model.parameters(), config.Optimizer);
         if (resumeFrom is not null)
