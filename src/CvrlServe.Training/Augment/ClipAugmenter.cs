@@ -111,22 +111,62 @@ public sealed class ClipAugmenter(AugmentOptions options)
     private static double Factor(double strength, Random random) => 1 - strength + random.NextDouble() * 2 * strength;
 
     /// <summary>
-    /// A crop with area in [MinArea, MaxArea] of the frame and aspect in [MinAspect, MaxAspect]; up to 100
-    /// attempts, then the whole frame (TF's sample_distorted_bounding_box with the reference's ranges).
+    /// The reference's crop box: TF's <c>sample_distorted_bounding_box</c> as CVRL's input pipeline calls it
+    /// (the whole frame as the object box, <c>min_object_covered</c> 0.1, 100 attempts). One attempt draws the
+    /// aspect w/h uniformly in [MinAspect, MaxAspect]; then the height uniformly, in whole pixels, between the
+    /// heights whose box at that aspect has MinArea and MaxArea of the frame, the upper bound CLAMPED to the
+    /// tallest box that fits the frame (by its width and its height), so a large box is shrunk to fit, keeping
+    /// its aspect, not redrawn; width = round(height × aspect); the offset uniform over [0, frame − box), TF's
+    /// range (the last offset is never drawn). An attempt fails only when even the clamped box is below MinArea
+    /// (an aspect far from the frame's with a large MinArea); after 100 failures the whole frame is used.
+    /// With the reference ranges on video frames attempts practically never fail.
     /// </summary>
     internal (int X, int Y, int W, int H) CropBox(int height, int width, Random random)
     {
-        double area = (double)height * width;
+        double frame = (double)height * width;
+        double minArea = options.MinArea * frame;
+        double maxArea = options.MaxArea * frame;
         for (int attempt = 0; attempt < 100; attempt++)
         {
-            double target = area * (options.MinArea + random.NextDouble() * (options.MaxArea - options.MinArea));
             double aspect = options.MinAspect + random.NextDouble() * (options.MaxAspect - options.MinAspect);
-            int w = (int)Math.Round(Math.Sqrt(target * aspect));
-            int h = (int)Math.Round(Math.Sqrt(target / aspect));
-            if (w >= 1 && h >= 1 && w <= width && h <= height)
+            int Width(int h) => (int)Math.Round(h * aspect);
+            int h = (int)Math.Round(Math.Sqrt(minArea / aspect));
+            int maxH = (int)Math.Round(Math.Sqrt(maxArea / aspect));
+            if (Width(maxH) > width)
             {
-                return (random.Next(width - w + 1), random.Next(height - h + 1), w, h);
+                maxH = (int)((width + 0.5 - 1e-7) / aspect);
+                if (Width(maxH) > width)
+                {
+                    maxH--;
+                }
             }
+
+            maxH = Math.Min(maxH, height);
+            h = Math.Min(h, maxH);
+            h += random.Next(maxH - h + 1);
+            int w = Width(h);
+            // Rounding may leave the area a row outside the range: one row more, or one fewer, as TF tries.
+            if ((double)w * h < minArea)
+            {
+                h++;
+                w = Width(h);
+            }
+
+            if ((double)w * h > maxArea)
+            {
+                h--;
+                w = Width(h);
+            }
+
+            double area = (double)w * h;
+            if (area < minArea || area > maxArea || area < 0.1 * frame || w > width || h > height || w <= 0 || h <= 0)
+            {
+                continue;
+            }
+
+            int y = h < height ? random.Next(height - h) : 0;
+            int x = w < width ? random.Next(width - w) : 0;
+            return (x, y, w, h);
         }
 
         return (0, 0, width, height);

@@ -17,7 +17,7 @@ internal static class TrainCommands
         args.RejectUnknown();
         var summary = await Pretrainer.RunAsync(new PretrainRun(common.Data, common.Output, common.Cache, common.Config, common.Resume, error,
             Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt));
-        Summarize(output, summary.Steps, common.Config.Steps, $"on {summary.Videos} videos", summary.Elapsed);
+        Summarize(output, summary.Steps, summary.Config.TotalSteps, $"on {summary.Videos} videos", summary.Elapsed);
         output.WriteLine($"Checkpoint: {summary.LastCheckpoint}");
         output.WriteLine($"Export it with: cvrl export --checkpoint {common.Output} --out models/{common.Config.Name}");
         return 0;
@@ -30,7 +30,7 @@ internal static class TrainCommands
         args.RejectUnknown();
         var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(common.Data, common.Output, common.Cache, common.Config, common.Resume, error, init,
             Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt));
-        Summarize(output, summary.Steps, common.Config.Steps, $"on {summary.Classes.Count} classes", summary.Elapsed);
+        Summarize(output, summary.Steps, summary.Config.TotalSteps, $"on {summary.Classes.Count} classes", summary.Elapsed);
         output.WriteLine($"Training-set accuracy: {summary.TrainAccuracy:P1}");
         output.WriteLine($"Checkpoint: {summary.LastCheckpoint}");
         output.WriteLine($"Export it with: cvrl export --checkpoint {common.Output} --out models/{common.Config.Name}-supervised");
@@ -49,7 +49,9 @@ internal static class TrainCommands
         var overrides = args.All("--set").ToList();
         if (args.Optional("--steps") is { } steps)
         {
+            // --steps replaces the config's length, whether it was given in steps or in epochs.
             overrides.Add($"steps={steps}");
+            overrides.Add("epochs=null");
         }
 
         var config = ExperimentConfig.Load(configPath, overrides);

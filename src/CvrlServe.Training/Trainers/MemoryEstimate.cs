@@ -36,7 +36,10 @@ public static class MemoryEstimate
         }
 
         int embedding = architecture.EmbeddingSize(config.Model.Width);
-        parameters += (long)config.Model.HeadLayers * (embedding * (long)embedding + 3 * embedding) + embedding * (long)config.Model.ProjectionSize;
+        long hidden = config.Model.HeadHiddenSize;
+        parameters += config.Model.HeadLayers == 0
+            ? embedding * (long)config.Model.ProjectionSize
+            : embedding * hidden + (config.Model.HeadLayers - 1) * hidden * hidden + 3 * config.Model.HeadLayers * hidden + hidden * config.Model.ProjectionSize;
         double perClip = activations * (config.Model.Width / probeWidth) * sizeof(float);
         return (long)(perClip * clips) + parameters * sizeof(float) * 4;
     }

@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CvrlServe.Core.Inference;
 using CvrlServe.Core.Datasets;
 using CvrlServe.Core.Video;
 using CvrlServe.Training.Augment;
@@ -21,7 +24,8 @@ namespace CvrlServe.Training.Trainers;
 public sealed record PretrainRun(string Data, string Output, string CacheFolder, ExperimentConfig Config, bool Resume, TextWriter Log, bool Interactive = false, long? StopAtStep = null);
 
 /// <summary>What a run did, for the command's summary and for tests.</summary>
-public sealed record PretrainSummary(IReadOnlyList<StepMetrics> Steps, IReadOnlyList<long> LiveTensors, string LastCheckpoint, int Videos, TimeSpan Elapsed);
+/// <param name="Config">The resolved config it ran with (epochs turned into steps).</param>
+public sealed record PretrainSummary(IReadOnlyList<StepMetrics> Steps, IReadOnlyList<long> LiveTensors, string LastCheckpoint, int Videos, TimeSpan Elapsed, ExperimentConfig Config);
 
 /// <summary>CVRL self-supervised pretraining (cvrl-method.md §3–6) on one device.</summary>
 public static class Pretrainer
@@ -29,24 +33,30 @@ public static class Pretrainer
     public static async Task<PretrainSummary> RunAsync(PretrainRun run, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(run);
-        var config = run.Config;
         var device = cuda.is_available() ? CUDA : CPU;
         if (device.type == DeviceType.CPU)
         {
-            long needed = MemoryEstimate.Check(config, 2 * config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            long needed = MemoryEstimate.Check(run.Config, 2 * run.Config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
             run.Log.WriteLine($"Device CPU; estimated memory per step {needed / 1e9:F2} GB.");
         }
 
-        Directory.CreateDirectory(run.Output);
-        string checkpoints = Path.Combine(run.Output, "checkpoints");
-        var (start, resumeFrom) = RunFolder.Prepare(run.Output, config, run.Resume);
-        File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
+        var (start, resumeFrom, saved) = RunFolder.Prepare(run.Output, run.Resume);
         var files = VideoFiles.Find(run.Data);
         var videos = await RunFolder.CacheAsync(files, run.CacheFolder, run.Config.Data, run.Log, cancellationToken);
         if (videos.Count < 2)
         {
             throw new ConfigException([$"'{run.Data}' has {videos.Count} usable videos; contrastive pretraining needs at least 2"]);
         }
+
+        var config = run.Config.Resolve(videos.Count);
+        run.Log.WriteLine(run.Config.DescribeSchedule(config, videos.Count));
+        if (saved is not null)
+        {
+            RunFolder.CheckSameRecipe(config, saved, resumeFrom!);
+        }
+
+        File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
+        run = run with { Config = config };
         var clip = new ClipSpec(config.Data.Frames, config.Data.Stride);
         var batches = new PretrainBatches(videos, clip, config.Data.Interval, new ClipAugmenter(config.Augment), config.BatchSize, config.Seed);
 
@@ -63,7 +73,7 @@ public static class Pretrainer
         random.manual_seed(config.Seed);
         var architecture = R3dArchitecture.Parse(config.Model.Architecture);
         var encoder = new R3dEncoder(architecture, config.Model.Width);
-        using var model = new ContrastiveModel(encoder, new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.ProjectionSize));
+        using var model = new ContrastiveModel(encoder, new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.HeadHiddenSize, config.Model.ProjectionSize));
         model.to(device);
         using var updater = new ParameterUpdater(model.parameters(), config.Optimizer);
         if (resumeFrom is not null)
@@ -74,12 +84,12 @@ public static class Pretrainer
             run.Log.WriteLine($"Resuming from {resumeFrom} at step {start}.");
         }
 
-        var schedule = new LearningRateSchedule(config.Optimizer.LearningRate, config.Optimizer.WarmupSteps, config.Steps);
-        using var log = new TrainingLog(Path.Combine(run.Output, "metrics.csv"), run.Log, run.Interactive, config.Steps);
+        var schedule = new LearningRateSchedule(config.ScaledLearningRate, config.TotalWarmupSteps, config.TotalSteps);
+        using var log = new TrainingLog(Path.Combine(run.Output, "metrics.csv"), run.Log, run.Interactive, config.TotalSteps);
         var live = new List<long>();
         string last = resumeFrom ?? "";
         model.train();
-        long end = Math.Min(config.Steps, run.StopAtStep ?? config.Steps);
+        long end = Math.Min(config.TotalSteps, run.StopAtStep ?? config.TotalSteps);
         using var prefetcher = batches.Prefetch(start, end, config.Prefetch, cancellationToken);
         for (long step = start; step < end; step++)
         {
@@ -109,7 +119,7 @@ public static class Pretrainer
         log.SaveCurves(Path.Combine(run.Output, "curves.png"), "contrastive loss", "contrastive accuracy",
             $"{config.Name}: {config.Model.Architecture} x{config.Model.Width}, batch {config.BatchSize}");
 
-        return new PretrainSummary(log.Steps, live, last, videos.Count, log.Elapsed);
+        return new PretrainSummary(log.Steps, live, last, videos.Count, log.Elapsed, config);
     }
 }
 
@@ -119,4 +129,24 @@ public sealed record TrainerState(long Step, int Steps, string ConfigSha256, Exp
     public const string FileName = "trainer.json";
     public const string HeadFile = "head.bin";
     public const string OptimizerFile = "optimizer.bin";
+
+    /// <summary>The trainer state of <paramref name="checkpoint"/>, its config read as the code that wrote it meant it (<see cref="ExperimentConfig.UpgradeSaved"/>).</summary>
+    public static TrainerState Read(string checkpoint)
+    {
+        string path = Path.Combine(checkpoint, FileName);
+        try
+        {
+            var node = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path} is empty.");
+            if (node["config"] is JsonObject config)
+            {
+                ExperimentConfig.UpgradeSaved(config);
+            }
+
+            return node.Deserialize<TrainerState>(EncoderManifest.Json) ?? throw new InvalidDataException($"{path} is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not a valid trainer state: {e.Message}", e);
+        }
+    }
 }

@@ -13,8 +13,11 @@ namespace CvrlServe.Training.Trainers;
 /// <summary>What pretraining and supervised training share: the run folder, its checkpoints, the frame cache.</summary>
 internal static class RunFolder
 {
-    /// <summary>Where to start: step 0 in a fresh folder, or the newest checkpoint's step on --resume.</summary>
-    public static (long Start, string? ResumeFrom) Prepare(string output, ExperimentConfig config, bool resume)
+    /// <summary>
+    /// Where to start: step 0 in a fresh folder, or on --resume the newest checkpoint's step, folder and saved
+    /// (resolved) config, to be compared with this run's by <see cref="CheckSameRecipe"/> once it is resolved.
+    /// </summary>
+    public static (long Start, string? ResumeFrom, ExperimentConfig? Saved) Prepare(string output, bool resume)
     {
         Directory.CreateDirectory(output);
         string checkpoints = Path.Combine(output, "checkpoints");
@@ -25,17 +28,21 @@ internal static class RunFolder
                 throw new ConfigException([$"'{output}' already holds checkpoints: pass --resume to continue it, or choose another --out"]);
             }
 
-            return (0, null);
+            return (0, null, null);
         }
 
         string from = EncoderCheckpoint.Resolve(output);
-        var saved = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(from, TrainerState.FileName)), EncoderManifest.Json)!;
-        if (saved.ConfigSha256 != (config with { Steps = saved.Steps }).Sha256())
+        var saved = TrainerState.Read(from);
+        return (saved.Step, from, saved.Config);
+    }
+
+    /// <summary>Refuses to resume <paramref name="from"/> with a resolved config that differs in anything but steps.</summary>
+    public static void CheckSameRecipe(ExperimentConfig resolved, ExperimentConfig saved, string from)
+    {
+        if ((resolved with { Steps = saved.Steps }).ToJson() != saved.ToJson())
         {
             throw new ConfigException([$"the config differs from the one {from} was trained with (only steps may change on --resume)"]);
         }
-
-        return (saved.Step, from);
     }
 
     /// <summary>
@@ -92,7 +99,7 @@ internal static class RunFolder
         head.save(Path.Combine(staging, TrainerState.HeadFile));
         updater.Save(Path.Combine(staging, TrainerState.OptimizerFile));
         File.WriteAllText(Path.Combine(staging, TrainerState.FileName),
-            JsonSerializer.Serialize(new TrainerState(step, config.Steps, config.Sha256(), config), EncoderManifest.Json));
+            JsonSerializer.Serialize(new TrainerState(step, config.TotalSteps, config.Sha256(), config), EncoderManifest.Json));
         if (Directory.Exists(folder))
         {
             Directory.Delete(folder, recursive: true);

@@ -16,7 +16,8 @@ namespace CvrlServe.Training.Trainers;
 public sealed record SupervisedRun(string Data, string Output, string CacheFolder, ExperimentConfig Config, bool Resume, TextWriter Log, string? Init = null, bool Interactive = false, long? StopAtStep = null);
 
 /// <param name="TrainAccuracy">Top-1 on the training videos, one centre clip each, eval mode, after training.</param>
-public sealed record SupervisedSummary(IReadOnlyList<StepMetrics> Steps, double TrainAccuracy, IReadOnlyList<string> Classes, string LastCheckpoint, TimeSpan Elapsed);
+/// <param name="Config">The resolved config it ran with (epochs turned into steps).</param>
+public sealed record SupervisedSummary(IReadOnlyList<StepMetrics> Steps, double TrainAccuracy, IReadOnlyList<string> Classes, string LastCheckpoint, TimeSpan Elapsed, ExperimentConfig Config);
 
 /// <summary>
 /// The supervised baseline: the same encoder and data pipeline, a linear head and cross-entropy, crop and
@@ -27,23 +28,29 @@ public static class SupervisedTrainer
     public static async Task<SupervisedSummary> RunAsync(SupervisedRun run, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(run);
-        var config = run.Config;
         if (!cuda.is_available())
         {
-            MemoryEstimate.Check(config, config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            MemoryEstimate.Check(run.Config, run.Config.BatchSize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         }
 
         var dataset = LabelledVideos.Load(run.Data);
-        var (start, resumeFrom) = RunFolder.Prepare(run.Output, config, run.Resume);
-        File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
-        var cached = await RunFolder.CacheAsync(dataset.Videos.Select(v => v.Path).ToArray(), run.CacheFolder, config.Data, run.Log, cancellationToken);
+        var (start, resumeFrom, saved) = RunFolder.Prepare(run.Output, run.Resume);
+        var cached = await RunFolder.CacheAsync(dataset.Videos.Select(v => v.Path).ToArray(), run.CacheFolder, run.Config.Data, run.Log, cancellationToken);
         if (cached.Count != dataset.Videos.Count)
         {
             throw new ConfigException([$"{dataset.Videos.Count - cached.Count} labelled videos could not be read (listed above); fix or remove them"]);
         }
 
+        var config = run.Config.Resolve(cached.Count);
+        run.Log.WriteLine(run.Config.DescribeSchedule(config, cached.Count));
+        if (saved is not null)
+        {
+            RunFolder.CheckSameRecipe(config, saved, resumeFrom!);
+        }
+
+        File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
         var labelled = cached.Zip(dataset.Videos, (video, item) => (video, dataset.ClassIndex(item.Label))).ToArray();
-        return await Task.Factory.StartNew(() => Train(run, dataset.Classes, labelled, start, resumeFrom, cancellationToken),
+        return await Task.Factory.StartNew(() => Train(run with { Config = config }, dataset.Classes, labelled, start, resumeFrom, cancellationToken),
             cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
@@ -87,11 +94,11 @@ public static class SupervisedTrainer
             updater.Load(Path.Combine(resumeFrom, TrainerState.OptimizerFile));
         }
 
-        var schedule = new LearningRateSchedule(config.Optimizer.LearningRate, config.Optimizer.WarmupSteps, config.Steps);
-        using var log = new TrainingLog(Path.Combine(run.Output, "metrics.csv"), run.Log, run.Interactive, config.Steps);
+        var schedule = new LearningRateSchedule(config.ScaledLearningRate, config.TotalWarmupSteps, config.TotalSteps);
+        using var log = new TrainingLog(Path.Combine(run.Output, "metrics.csv"), run.Log, run.Interactive, config.TotalSteps);
         string checkpoints = Path.Combine(run.Output, "checkpoints");
         string last = resumeFrom ?? "";
-        long end = Math.Min(config.Steps, run.StopAtStep ?? config.Steps);
+        long end = Math.Min(config.TotalSteps, run.StopAtStep ?? config.TotalSteps);
         model.train();
         using (var prefetcher = batches.Prefetch(start, end, config.Prefetch, cancellationToken))
         {
@@ -126,7 +133,7 @@ public static class SupervisedTrainer
 
         double trainAccuracy = Evaluate(model, labelled, clip, config.Data.CropSize, device);
         run.Log.WriteLine($"Training-set accuracy (centre clip, eval mode): {trainAccuracy:P1} over {labelled.Length} videos, {classes.Count} classes.");
-        return new SupervisedSummary(log.Steps, trainAccuracy, classes, last, log.Elapsed);
+        return new SupervisedSummary(log.Steps, trainAccuracy, classes, last, log.Elapsed, config);
     }
 
     private static double Evaluate(ClassifierModel model, (CachedVideo Video, int Label)[] labelled, ClipSpec clip, int cropSize, Device device)

@@ -109,4 +109,69 @@ public class ClipAugmenterTests
             Assert.InRange(w / (double)h, 0.45, 2.1);
         }
     }
+
+    [Theory]
+    [InlineData(240, 320)]
+    [InlineData(320, 240)]
+    [InlineData(64, 64)]
+    [InlineData(17, 100)]
+    public void CropBox_AnyRanges_EveryBoxInsideTheFrame(int height, int width)
+    {
+        var options = new AugmentOptions[]
+        {
+            new(),
+            new() { MinArea = 0.05, MaxArea = 1.0, MinAspect = 0.2, MaxAspect = 5.0 },
+            new() { MinArea = 0.9, MaxArea = 1.0, MinAspect = 0.25, MaxAspect = 4.0 },
+        };
+        var random = new Random(3);
+        foreach (var option in options)
+        {
+            var augmenter = new ClipAugmenter(option);
+            for (int i = 0; i < 500; i++)
+            {
+                var (x, y, w, h) = augmenter.CropBox(height, width, random);
+                Assert.True(w >= 1 && h >= 1 && x >= 0 && y >= 0 && x + w <= width && y + h <= height, $"({x}, {y}, {w}, {h}) in {width}x{height}");
+            }
+        }
+    }
+
+    [Fact]
+    public void CropBox_LargeBoxes_ClampedToTheFrameKeepingTheirAspect()
+    {
+        // Area up to the whole frame at aspects 0.5–2 on a 4:3 frame: most draws ask for a box taller or wider
+        // than the frame. The reference clamps the height range to what fits, so boxes touch the frame edges
+        // instead of being redrawn, and every box keeps its drawn aspect (up to the rounding of its width).
+        var augmenter = new ClipAugmenter(new AugmentOptions { MinArea = 0.3, MaxArea = 1.0, MinAspect = 0.5, MaxAspect = 2.0 });
+        var random = new Random(4);
+        int fullHeight = 0, fullWidth = 0;
+        double lowest = double.MaxValue, highest = 0;
+        for (int i = 0; i < 4000; i++)
+        {
+            var (_, _, w, h) = augmenter.CropBox(240, 320, random);
+            Assert.False(w == 320 && h == 240, "a whole-frame box means every attempt was rejected");
+            fullHeight += h == 240 ? 1 : 0;
+            fullWidth += w == 320 ? 1 : 0;
+            double aspect = w / (double)h;
+            Assert.InRange(aspect, 0.5 - 0.5 / h, 2.0 + 0.5 / h);
+            lowest = Math.Min(lowest, aspect);
+            highest = Math.Max(highest, aspect);
+        }
+
+        Assert.True(fullHeight > 10, $"{fullHeight} boxes at the frame's full height");
+        Assert.True(fullWidth > 10, $"{fullWidth} boxes at the frame's full width");
+        Assert.InRange(lowest, 0.49, 0.53);
+        Assert.InRange(highest, 1.95, 2.01);
+    }
+
+    [Fact]
+    public void CropBox_SameSeed_SameBoxes()
+    {
+        var augmenter = new ClipAugmenter(new AugmentOptions());
+        var first = new Random(5);
+        var second = new Random(5);
+        for (int i = 0; i < 200; i++)
+        {
+            Assert.Equal(augmenter.CropBox(256, 340, first), augmenter.CropBox(256, 340, second));
+        }
+    }
 }

@@ -1,3 +1,4 @@
+using CvrlServe.Training.Config;
 using CvrlServe.Training.Modules;
 using static TorchSharp.torch;
 
@@ -124,6 +125,29 @@ public class R3dEncoderTests
         Assert.Equal(128, head.OutputSize);
         // 3 × (2048² + 2048 + 2·2048) + 2048·128 + 128 ≈ 12.9 M (cvrl-method.md §2).
         Assert.Equal(3L * (2048 * 2048 + 3 * 2048) + 2048 * 128 + 128, Trainable(head));
+    }
+
+    [Fact]
+    public void ProjectionHead_HiddenWidthFollowsTheConfig()
+    {
+        // cpu-tiny: r3d18 at width 0.25 embeds in 128; its head is 3 hidden layers of 512, then 64.
+        var config = ExperimentConfig.Load(Path.Combine(AppContext.BaseDirectory, "experiments", "cpu-tiny.json"));
+        using var encoder = new R3dEncoder(R3dArchitecture.Parse(config.Model.Architecture), config.Model.Width);
+        using var head = new ProjectionHead(encoder.EmbeddingSize, config.Model.HeadLayers, config.Model.HeadHiddenSize, config.Model.ProjectionSize);
+        var shapes = head.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        Assert.Equal(512, config.Model.HeadHiddenSize);
+        Assert.Equal([512L, 128], shapes["mlp.0.weight"]);
+        Assert.Equal([512L], shapes["mlp.1.weight"]);
+        Assert.Equal([512L, 512], shapes["mlp.3.weight"]);
+        Assert.Equal([512L, 512], shapes["mlp.6.weight"]);
+        Assert.Equal([64L, 512], shapes["mlp.9.weight"]);
+        using var output = head.forward(rand([2, 128]));
+        Assert.Equal([2L, 64], output.shape);
+
+        using var linear = new ProjectionHead(128, hiddenLayers: 0, hidden: 512, output: 64);
+        Assert.Equal([64L, 128], Assert.Single(linear.named_parameters(), p => p.name == "mlp.0.weight").parameter.shape);
+        var error = Assert.Throws<ConfigException>(() => ExperimentConfig.Load(Path.Combine(AppContext.BaseDirectory, "experiments", "cpu-tiny.json"), ["model.headHiddenSize=0"]));
+        Assert.Contains(error.Problems, p => p.Contains("model.headHiddenSize", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -85,6 +85,39 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
     }
 
     [Fact]
+    public void PretrainCommand_GivenInEpochs_ResumesWithTheSameArguments()
+    {
+        // 8 videos at batch 8: an epoch is one step. The saved config is the resolved one, and resuming with
+        // the same command line resolves to it again.
+        string output = Path.Combine(_folder, "epochs");
+        string[] overrides =
+        [
+            .. TinyOverrides(1).Where(o => !o.StartsWith("steps=", StringComparison.Ordinal) && !o.StartsWith("optimizer.warmupSteps=", StringComparison.Ordinal)),
+            "steps=null", "epochs=6", "optimizer.warmupSteps=null", "optimizer.warmupEpochs=1",
+        ];
+        string[] args =
+        [
+            "pretrain", "--data", videos.Unlabeled, "--config", TinyConfig, "--out", output, "--cache", Path.Combine(_folder, "cache"),
+            .. overrides.SelectMany(o => new[] { "--set", o }),
+        ];
+        var (code, _, stderr) = ModelCommandsTests.Run([.. args, "--stop-at", "3"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("6 steps, 6 epochs of 1 steps (8 videos / batch 8); warm-up 1 steps (1 epochs)", stderr, StringComparison.Ordinal);
+        var saved = TrainerState.Read(EncoderCheckpoint.Resolve(output));
+        Assert.Equal((3L, 6, 1, (double?)null), (saved.Step, saved.Config.Steps, saved.Config.Optimizer.WarmupSteps, saved.Config.Epochs));
+        Assert.Equal(saved.Config.ToJson(), File.ReadAllText(Path.Combine(output, "config.json")));
+
+        (code, var stdout, stderr) = ModelCommandsTests.Run([.. args, "--resume"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Trained steps 4-6 of 6", stdout, StringComparison.Ordinal);
+
+        // --steps still replaces the length, here to extend the run.
+        (code, stdout, stderr) = ModelCommandsTests.Run([.. args, "--resume", "--steps", "8"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Trained steps 7-8 of 8", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_PaperConfig_RefusedAsTooLargeForThisMachine()
     {
         string paper = Path.Combine(AppContext.BaseDirectory, "experiments", "cvrl-k600-paper.json");

@@ -19,7 +19,7 @@ public sealed class SupervisedTrainerTests(TrainingVideos videos, ITestOutputHel
     private static ExperimentConfig Config(int steps) => ExperimentConfig.Load(PretrainerTests.TinyConfig,
     [
         $"steps={steps}", "batchSize=6", "data.frames=4", "data.cropSize=32", "data.shortSide=40", "data.maxCachedFrames=30",
-        "optimizer.warmupSteps=3", "optimizer.learningRate=0.05", "checkpointEvery=20",
+        "optimizer.warmupSteps=3", "optimizer.learningRate=0.05", "optimizer.referenceBatch=6", "checkpointEvery=20",
     ]);
 
     [Fact]
