@@ -19,7 +19,8 @@ internal static class Cli
           cvrl pretrain --data DIR --config FILE [--out runs/NAME] [--steps N] [--resume]
                         [--set key.path=value]... [--cache DIR] [--stop-at STEP]
               CVRL self-supervised pretraining on a folder of videos (configs: src/CvrlServe.Training/experiments/)
-          cvrl train-supervised --data LABELLED --config FILE [--init CHECKPOINT] [same options as pretrain]
+          cvrl train-supervised --data LABELLED --config FILE [--init CHECKPOINT] [--eval LABELLED] [same options as pretrain]
+                           --eval: held-out top-1 of the trained classifier (centre clip) after training
               the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a
               pretrained encoder. LABELLED: a folder per class, a CSV of path,label, or a UCF101 split list
           cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...

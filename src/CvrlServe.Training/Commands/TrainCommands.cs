@@ -27,11 +27,22 @@ internal static class TrainCommands
     {
         var common = Parse(args, dataMustBeFolder: false);
         string? init = args.Optional("--init");
+        string? eval = args.Optional("--eval");
         args.RejectUnknown();
+        if (eval is not null && !Directory.Exists(eval) && !File.Exists(eval))
+        {
+            throw new UsageException($"--eval '{eval}' does not exist.");
+        }
+
         var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(common.Data, common.Output, common.Cache, common.Config, common.Resume, error, init,
-            Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt));
+            Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt, EvalData: eval));
         Summarize(output, summary.Steps, summary.Config.TotalSteps, $"on {summary.Classes.Count} classes", summary.Elapsed);
         output.WriteLine($"Training-set accuracy: {summary.TrainAccuracy:P1}");
+        if (summary.EvalAccuracy is { } held)
+        {
+            output.WriteLine($"Held-out accuracy: {held:P1}");
+        }
+
         output.WriteLine($"Checkpoint: {summary.LastCheckpoint}");
         output.WriteLine($"Export it with: cvrl export --checkpoint {common.Output} --out models/{common.Config.Name}-supervised");
         return 0;

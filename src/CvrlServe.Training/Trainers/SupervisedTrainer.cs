@@ -13,11 +13,13 @@ namespace CvrlServe.Training.Trainers;
 
 /// <param name="Data">Labelled data: a folder per class, a CSV or a UCF101 split list.</param>
 /// <param name="Init">A pretrained checkpoint whose encoder starts the model (fine-tuning); null trains from scratch.</param>
-public sealed record SupervisedRun(string Data, string Output, string CacheFolder, ExperimentConfig Config, bool Resume, TextWriter Log, string? Init = null, bool Interactive = false, long? StopAtStep = null);
+/// <param name="EvalData">Labelled held-out videos (same classes) scored after training; null skips it.</param>
+public sealed record SupervisedRun(string Data, string Output, string CacheFolder, ExperimentConfig Config, bool Resume, TextWriter Log, string? Init = null, bool Interactive = false, long? StopAtStep = null, string? EvalData = null);
 
 /// <param name="TrainAccuracy">Top-1 on the training videos, one centre clip each, eval mode, after training.</param>
 /// <param name="Config">The resolved config it ran with (epochs turned into steps).</param>
-public sealed record SupervisedSummary(IReadOnlyList<StepMetrics> Steps, double TrainAccuracy, IReadOnlyList<string> Classes, string LastCheckpoint, TimeSpan Elapsed, ExperimentConfig Config);
+/// <param name="EvalAccuracy">Top-1 on <see cref="SupervisedRun.EvalData"/> the same way (the classifier end to end, not a probe); null without it.</param>
+public sealed record SupervisedSummary(IReadOnlyList<StepMetrics> Steps, double TrainAccuracy, IReadOnlyList<string> Classes, string LastCheckpoint, TimeSpan Elapsed, ExperimentConfig Config, double? EvalAccuracy = null);
 
 /// <summary>
 /// The supervised baseline: the same encoder and data pipeline, a linear head and cross-entropy, crop and
@@ -50,7 +52,27 @@ public static class SupervisedTrainer
 
         File.WriteAllText(Path.Combine(run.Output, "config.json"), config.ToJson());
         var labelled = cached.Zip(dataset.Videos, (video, item) => (video, dataset.ClassIndex(item.Label))).ToArray();
-        return await Task.Factory.StartNew(() => Train(run with { Config = config }, dataset.Classes, labelled, start, resumeFrom, cancellationToken),
+        (CachedVideo, int)[]? held = null;
+        if (run.EvalData is not null)
+        {
+            // Read and cached before training, so a bad held-out set fails before the hours are spent.
+            var evalSet = LabelledVideos.Load(run.EvalData);
+            var unknown = evalSet.Classes.Except(dataset.Classes).ToArray();
+            if (unknown.Length > 0)
+            {
+                throw new ConfigException([$"--eval has classes the training data lacks: {string.Join(", ", unknown)}"]);
+            }
+
+            var evalCached = await RunFolder.CacheAsync(evalSet.Videos.Select(v => v.Path).ToArray(), run.CacheFolder, run.Config.Data, run.Log, cancellationToken);
+            if (evalCached.Count != evalSet.Videos.Count)
+            {
+                throw new ConfigException([$"{evalSet.Videos.Count - evalCached.Count} held-out videos could not be read (listed above)"]);
+            }
+
+            held = evalCached.Zip(evalSet.Videos, (video, item) => (video, dataset.ClassIndex(item.Label))).ToArray();
+        }
+
+        return await Task.Factory.StartNew(() => Train(run with { Config = config }, dataset.Classes, labelled, held, start, resumeFrom, cancellationToken),
             cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
@@ -78,7 +100,7 @@ public static class SupervisedTrainer
         return new ClassifierModel(encoder, classes);
     }
 
-    private static SupervisedSummary Train(SupervisedRun run, IReadOnlyList<string> classes, (CachedVideo Video, int Label)[] labelled, long start, string? resumeFrom, CancellationToken cancellationToken)
+    private static SupervisedSummary Train(SupervisedRun run, IReadOnlyList<string> classes, (CachedVideo Video, int Label)[] labelled, (CachedVideo Video, int Label)[]? held, long start, string? resumeFrom, CancellationToken cancellationToken)
     {
         var config = run.Config;
         var device = cuda.is_available() ? CUDA : CPU;
@@ -133,7 +155,14 @@ public static class SupervisedTrainer
 
         double trainAccuracy = Evaluate(model, labelled, clip, config.Data.CropSize, device);
         run.Log.WriteLine($"Training-set accuracy (centre clip, eval mode): {trainAccuracy:P1} over {labelled.Length} videos, {classes.Count} classes.");
-        return new SupervisedSummary(log.Steps, trainAccuracy, classes, last, log.Elapsed, config);
+        double? evalAccuracy = null;
+        if (held is not null)
+        {
+            evalAccuracy = Evaluate(model, held, clip, config.Data.CropSize, device);
+            run.Log.WriteLine($"Held-out accuracy (centre clip, eval mode): {evalAccuracy:P1} over {held.Length} videos.");
+        }
+
+        return new SupervisedSummary(log.Steps, trainAccuracy, classes, last, log.Elapsed, config, evalAccuracy);
     }
 
     private static double Evaluate(ClassifierModel model, (CachedVideo Video, int Label)[] labelled, ClipSpec clip, int cropSize, Device device)
