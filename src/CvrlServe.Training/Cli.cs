@@ -27,10 +27,21 @@ internal static class Cli
               one JSON line per video: embedding, encoder SHA-256, per-clip embeddings with times, stage
               timings; a video that fails is reported on stderr (exit 1) while the others go through
           cvrl probe train --model models/NAME --data LABELLED --name PROBE [--trainer lbfgs|sdca]
-                           [--clips-per-video N] [--seed N] [--l2 a,b,c] [--features-cache DIR]
-              a linear probe on frozen embeddings (CVRL's linear evaluation), saved in models/NAME/probes/
-          cvrl probe eval --model models/NAME --probe PROBE --data LABELLED [--json FILE] [--confusion FILE.png]
-              top-1/top-5, per-class precision/recall, log-loss over the manifest's views (softmax averaged)
+                           [--preset small|paper] [--augment protocol|none] [--flip on|off]
+                           [--clips-per-video N] [--train-crop N] [--single-frame] [--seed N]
+                           [--l2 a,b,c] [--features-cache DIR]
+              a linear probe on frozen embeddings (CVRL's linear evaluation), saved in models/NAME/probes/:
+              N clips per video (8; 1 with --augment none) at random offsets, random resized crops
+              (area 0.3-1, aspect 0.5-2) of --train-crop (the view's crop; the preset's) and flips
+              (--flip off where left/right are classes); L2 swept on held-out videos (0,1e-4..1)
+          cvrl probe eval --model models/NAME --probe PROBE --data LABELLED [--preset small|paper]
+                          [--single-frame] [--json FILE] [--confusion FILE.png]
+              top-1/top-5, per-class precision/recall, log-loss over the view's clips x crops (softmax
+              averaged); --preset and --single-frame as the probe was trained; --json writes the
+              metrics with the settings (model id, preset, view, clips, flip, seed, single-frame)
+              presets: small (16x2, short side 128, 4 clips x 3 crops of 112, train crop 112),
+                       paper (32x2, short side 256, 10 clips x 3 crops of 256, train crop 224);
+              without one, the manifest's view (and its crop for training)
           cvrl classify --model models/NAME --probe PROBE [--top K] VIDEO...
               one JSON line per video with its top classes
           cvrl doctor

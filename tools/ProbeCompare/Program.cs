@@ -68,7 +68,7 @@ foreach (var group in dataset.Videos.GroupBy(v => v.Label))
     foreach (var video in group)
     {
         var target = index++ < 7 ? train : test;
-        foreach (var f in await features.TrainingAsync(model, video.Path, clips: 3, seed: 0))
+        foreach (var f in await features.TrainingAsync(model, video.Path, new ProbeFeatureOptions { ClipsPerVideo = 3, Augment = ProbeAugment.None }))
         {
             target.Add((f, video.Label));
         }
@@ -77,9 +77,10 @@ foreach (var group in dataset.Videos.GroupBy(v => v.Label))
 
 WriteCsv(Path.Combine(work, "train.csv"), train);
 WriteCsv(Path.Combine(work, "test.csv"), test);
-LinearProbe.Train(train, ProbeTrainer.Lbfgs, l2); // warm-up: JIT and ML.NET's first-use costs are not the fit
+LinearProbe.Train(train, ProbeTrainer.Lbfgs, l2, standardize: false); // warm-up: JIT and ML.NET's first-use costs are not the fit
 var clock = Stopwatch.StartNew();
-var probe = LinearProbe.Train(train, ProbeTrainer.Lbfgs, l2);
+// Unstandardized: the peer fits sklearn's LogisticRegression on the features as they are.
+var probe = LinearProbe.Train(train, ProbeTrainer.Lbfgs, l2, standardize: false);
 double mlnetSeconds = clock.Elapsed.TotalSeconds;
 var predictions = test.Select(t => probe.Predict(t.Features)).ToArray();
 double mlnetAccuracy = test.Select((t, i) => probe.Classes[Array.IndexOf(predictions[i], predictions[i].Max())] == t.Label ? 1.0 : 0.0).Average();

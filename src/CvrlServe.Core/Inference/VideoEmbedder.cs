@@ -58,17 +58,30 @@ public sealed class VideoEmbedder(VideoReader reader)
         // until the encoder has run: the batcher reads the tensors in place.
         using var reservation = await reader.ReserveAsync(reader.EstimateBytes(media, plan, geometry, withFloatTensors: true, limits), cancellationToken);
         var decoded = await reader.DecodeAsync(media, plan, geometry, limits, reservation, cancellationToken);
-        var normalization = model.Manifest.Normalization();
-        var clips = decoded.Views.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
         var decodeTime = clock.Elapsed;
-        var view = decoded.Views[0];
-        var result = await model.Batcher.EmbedAsync(clips, [3, view.Frames.Count, view.Height, view.Width], cancellationToken);
+        var (embeddings, queued, inference) = await EmbedClipsAsync(model, decoded.Views, cancellationToken);
+        return new EmbeddedViews(decoded, embeddings, decodeTime, queued, inference);
+    }
+
+    /// <summary>
+    /// Runs clips prepared by the caller (all of one shape, rgb24) through the model: the manifest's
+    /// normalization, the micro-batcher, then L2 normalization, in clip order. The caller holds a memory
+    /// reservation covering the clips and their float tensors (4 bytes per value) until this returns.
+    /// </summary>
+    public static async Task<(float[][] Embeddings, TimeSpan Queued, TimeSpan Inference)> EmbedClipsAsync(EncoderModel model, IReadOnlyList<DecodedClip> clips, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(clips);
+        var normalization = model.Manifest.Normalization();
+        var tensors = clips.Select(v => ClipTensor.ToArray(v, normalization)).ToArray();
+        var first = clips[0];
+        var result = await model.Batcher.EmbedAsync(tensors, [3, first.Frames.Count, first.Height, first.Width], cancellationToken);
         foreach (var embedding in result.Embeddings)
         {
             Normalize(embedding);
         }
 
-        return new EmbeddedViews(decoded, result.Embeddings, decodeTime, result.Queued, result.Inference);
+        return (result.Embeddings, result.Queued, result.Inference);
     }
 
     /// <summary>The mean of unit vectors, L2-normalized.</summary>

@@ -59,8 +59,15 @@ public sealed class LinearProbe
 
     internal ITransformer Model => _model;
 
-    /// <summary>Fits a probe with the given L2 on L2-normalized embeddings.</summary>
-    public static LinearProbe Train(IReadOnlyList<(float[] Features, string Label)> examples, ProbeTrainer trainer, double l2, int seed = 0)
+    /// <summary>
+    /// Fits a probe with the given L2 on L2-normalized embeddings, standardized per dimension:
+    /// (x − μ) / σ with μ and σ fitted on these examples and saved with the probe, so prediction applies
+    /// the same transform. Without it, dimensions that carry little of the unit norm (a common direction
+    /// dominating every embedding) need huge weights, which any L2 penalty forbids.
+    /// <paramref name="standardize"/> false fits on the normalized features as they are (what schema-2
+    /// probes did; kept for comparisons).
+    /// </summary>
+    public static LinearProbe Train(IReadOnlyList<(float[] Features, string Label)> examples, ProbeTrainer trainer, double l2, int seed = 0, bool standardize = true)
     {
         ArgumentNullException.ThrowIfNull(examples);
         if (examples.Count == 0)
@@ -97,7 +104,12 @@ public sealed class LinearProbe
                 NumberOfThreads = 1,
             }),
         };
-        var pipeline = keys.AppendCacheCheckpoint(ml).Append(fit);
+        // fixZero: false makes it (x − μ)/σ; the default (true) only scales, keeping zero at zero, which
+        // leaves a shared offset in place.
+        var prepared = standardize
+            ? keys.Append(ml.Transforms.NormalizeMeanVariance("Features", fixZero: false))
+            : (IEstimator<ITransformer>)keys;
+        var pipeline = prepared.AppendCacheCheckpoint(ml).Append(fit);
         return new LinearProbe(ml, pipeline.Fit(data), dimension, classes);
     }
 

@@ -15,14 +15,15 @@ public enum ProbeTrainer
 
 /// <summary>How to fit a probe.</summary>
 /// <param name="L2Candidates">L2 strengths tried on a held-out split of the training videos; the best is refit on all.</param>
-/// <param name="ValidationFraction">Share of training examples held out for the sweep (per class, at least one).</param>
+/// <param name="ValidationFraction">Share of each class's videos held out for the sweep (at least one video per class stays in training).</param>
 public sealed record ProbeTrainingOptions(
     ProbeTrainer Trainer = ProbeTrainer.Lbfgs,
     double[]? L2Candidates = null,
     double ValidationFraction = 0.2,
     int Seed = 0)
 {
-    public double[] Candidates => L2Candidates ?? [1e-4, 1e-3, 1e-2, 1e-1, 1.0];
+    /// <summary>The L2 strengths swept: by default none at all (CVRL trains its linear layer with weight decay 0), then a decade ladder.</summary>
+    public double[] Candidates => L2Candidates ?? [0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0];
 }
 
 /// <summary>One L2 strength tried in the sweep and how it did on the held-out split.</summary>
@@ -42,12 +43,21 @@ public sealed record ProbeMetrics(
 /// <summary>
 /// A probe's record (<c>NAME.json</c>, also stored inside <c>NAME.zip</c>): the embedding space it is bound
 /// to (<see cref="ModelId"/>), its classes in score order, how it was trained and on what, and how it scored.
-/// Schema 2 binds probes to the model id; schema 1 bound them to the ONNX file's hash only, which does not
-/// say what view the features came from, so such probes are refused and must be retrained.
+/// Schema 3 adds the view the probe's features were taken with (<see cref="View"/>, <see cref="Preset"/>:
+/// it may differ from the manifest's, and then <see cref="ModelId"/> is that view's space, see
+/// <see cref="ProbeFeatures.SpaceOf"/>) and how its training features were made (<see cref="Features"/>);
+/// its models standardize features per dimension inside the ML.NET pipeline. Schema 2 records stay
+/// loadable: their model id is the manifest's own, and their pipelines (without the standardization) still
+/// predict exactly as they were trained. Schema 1 bound probes to the ONNX file's hash only, which does not
+/// say what view the features came from, so such probes are refused and must be retrained. Schema 2 code
+/// refuses schema 3 records: it would score a preset probe with the manifest's view.
 /// </summary>
 public sealed record ProbeMetadata
 {
-    public const int CurrentSchemaVersion = 2;
+    public const int CurrentSchemaVersion = 3;
+
+    /// <summary>The oldest record this version loads.</summary>
+    public const int MinimumSchemaVersion = 2;
 
     public int SchemaVersion { get; init; } = CurrentSchemaVersion;
 
@@ -66,6 +76,15 @@ public sealed record ProbeMetadata
     public required ProbeTrainer Trainer { get; init; }
 
     public required double L2 { get; init; }
+
+    /// <summary>The evaluation preset (<see cref="EvaluationPresets"/>) whose view the probe's features use; null for the manifest's view.</summary>
+    public string? Preset { get; init; }
+
+    /// <summary>The view the probe's features were taken with (schema 3); evaluation must use the same (its model id says so).</summary>
+    public Inference.ViewSpec? View { get; init; }
+
+    /// <summary>How the training features were made: clips per video, seed, augmentation, flip, training crop, single-frame (schema 3).</summary>
+    public ProbeFeatureOptions? Features { get; init; }
 
     public IReadOnlyList<SweepResult> Sweep { get; init; } = [];
 

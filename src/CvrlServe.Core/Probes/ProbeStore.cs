@@ -123,7 +123,8 @@ public sealed class ProbeStore
     }
 
     /// <summary>
-    /// Loads probe <paramref name="name"/>, checked against <paramref name="encoder"/>. Throws
+    /// Loads probe <paramref name="name"/>, checked against <paramref name="encoder"/> (the manifest of the
+    /// space the caller embeds in: <see cref="ProbeFeatures.SpaceOf"/> when it uses a preset's view). Throws
     /// <see cref="InvalidRequestException"/> for a bad name, <see cref="ProbeNotFoundException"/> when there
     /// is no such probe, <see cref="ProbeMismatchException"/> when it belongs to another model id or
     /// embedding size or was saved in the old format (bound to the encoder hash only), and
@@ -138,8 +139,9 @@ public sealed class ProbeStore
         var metadata = stored.Metadata;
         if (!string.Equals(metadata.ModelId, encoder.ModelId, StringComparison.OrdinalIgnoreCase))
         {
+            string trainedWith = metadata.Preset is { } preset ? $" (its features were taken with evaluation preset '{preset}')" : "";
             throw new ProbeMismatchException(
-                $"Probe '{name}' was trained on embeddings of model {Short(metadata.ModelId)} ('{metadata.Encoder}'), not of this model {Short(encoder.ModelId)} ('{encoder.Name}'): " +
+                $"Probe '{name}' was trained on embeddings of model {Short(metadata.ModelId)} ('{metadata.Encoder}'){trainedWith}, not of this model {Short(encoder.ModelId)} ('{encoder.Name}'): " +
                 "another encoder or another view, so another embedding space. Retrain the probe.",
                 $"probe {metadata.ModelId}, model {encoder.ModelId} in '{ModelFolder}'");
         }
@@ -231,7 +233,7 @@ public sealed class ProbeStore
     {
         var node = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException("the record is not a JSON object");
         int schema = node["schemaVersion"]?.GetValue<int>() ?? 1;
-        if (schema < ProbeMetadata.CurrentSchemaVersion || node["modelId"] is null)
+        if (schema < ProbeMetadata.MinimumSchemaVersion || node["modelId"] is null)
         {
             throw new ProbeMismatchException(
                 $"Probe '{name}' was saved in an older format that binds it to the encoder file only, not to the view its features were taken with. Retrain the probe.",

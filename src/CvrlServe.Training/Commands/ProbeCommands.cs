@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using CvrlServe.Core;
 using CvrlServe.Core.Datasets;
 using CvrlServe.Core.Inference;
@@ -14,7 +15,7 @@ namespace CvrlServe.Training.Commands;
 /// <summary><c>cvrl probe train</c>, <c>cvrl probe eval</c> and <c>cvrl classify</c>.</summary>
 internal static class ProbeCommands
 {
-    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--cpu" };
+    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--cpu", "--single-frame" };
     private static readonly JsonSerializerOptions JsonLines = new(EncoderManifest.Json) { WriteIndented = false };
 
     public static async Task<int> TrainAsync(CommandArgs args, TextWriter output, TextWriter error)
@@ -23,8 +24,23 @@ internal static class ProbeCommands
         string data = args.Required("--data");
         string name = args.Required("--name");
         var trainer = Enum.TryParse<ProbeTrainer>(args.Optional("--trainer") ?? "lbfgs", ignoreCase: true, out var t) ? t : throw new UsageException("--trainer must be lbfgs or sdca.");
-        int clips = args.Int("--clips-per-video", 1, 1, 64);
+        var preset = Preset(args);
+        var augment = (args.Optional("--augment") ?? "protocol") switch
+        {
+            "protocol" => ProbeAugment.Protocol,
+            "none" => ProbeAugment.None,
+            var other => throw new UsageException($"--augment must be protocol or none (got '{other}')."),
+        };
+        bool flip = (args.Optional("--flip") ?? "on") switch
+        {
+            "on" => true,
+            "off" => false,
+            var other => throw new UsageException($"--flip must be on or off (got '{other}')."),
+        };
+        int clips = args.Int("--clips-per-video", augment == ProbeAugment.Protocol ? 8 : 1, 1, 64);
+        int? trainCrop = args.Optional("--train-crop") is null ? preset?.TrainCrop : args.Int("--train-crop", 0, 1, EncoderManifest.MaxShortSide);
         int seed = args.Int("--seed", 0, 0);
+        bool singleFrame = args.Flag("--single-frame");
         double[]? l2 = args.Optional("--l2")?.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
         string? cache = args.Optional("--features-cache") ?? DefaultFeatureCache;
         bool cpu = args.Flag("--cpu");
@@ -33,15 +49,28 @@ internal static class ProbeCommands
 
         var dataset = LabelledVideos.Load(data);
         await using var model = await OpenAsync(modelFolder, cpu);
+        var space = Space(model.Manifest, preset);
+        var options = new ProbeFeatureOptions
+        {
+            View = space.View,
+            ClipsPerVideo = clips,
+            Seed = seed,
+            Augment = augment,
+            Flip = flip,
+            TrainCrop = trainCrop,
+            SingleFrame = singleFrame,
+        };
+        error.WriteLine($"Training features: {Describe(preset, space.View, singleFrame)}; {clips} clips per video, " +
+            (augment == ProbeAugment.Protocol ? $"random resized crops of {trainCrop ?? space.View.CropSize}, flip {(flip ? "on" : "off")}" : $"centre crops of {trainCrop ?? space.View.CropSize}") + $", seed {seed}.");
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
-        var examples = new List<(float[], string)>();
+        var examples = new List<(float[], string, string)>();
         int done = 0;
         foreach (var video in dataset.Videos)
         {
-            foreach (var f in await features.TrainingAsync(model, video.Path, clips, seed))
+            foreach (var f in await features.TrainingAsync(model, video.Path, options))
             {
-                examples.Add((f, video.Label));
+                examples.Add((f, video.Label, video.Path));
             }
 
             Progress(error, "features", ++done, dataset.Videos.Count);
@@ -49,19 +78,21 @@ internal static class ProbeCommands
 
         var (probe, chosen, sweep) = ProbeTraining.Fit(examples, new ProbeTrainingOptions(trainer, l2, Seed: seed));
         var trainingMetrics = ProbeEvaluation.Evaluate(probe.Classes, examples.Select(e => (e.Item2, probe.Predict(e.Item1))).ToArray());
-        var manifest = model.Manifest;
         var store = new ProbeStore(modelFolder);
         await store.SaveAsync(new ProbeMetadata
         {
             Name = name,
             Encoder = model.Name,
-            ModelId = manifest.ModelId,
-            EmbeddingSize = manifest.Output.Dimension,
+            ModelId = space.ModelId,
+            EmbeddingSize = space.Output.Dimension,
             Classes = probe.Classes,
             Trainer = trainer,
             L2 = chosen,
             Sweep = sweep,
-            DataFingerprint = Fingerprint(dataset, clips, seed),
+            Preset = preset?.Name,
+            View = space.View,
+            Features = options with { View = null }, // the view is recorded once, above
+            DataFingerprint = Fingerprint(dataset, options),
             TrainingExamples = examples.Count,
             TrainingMetrics = trainingMetrics,
         }, probe);
@@ -72,7 +103,8 @@ internal static class ProbeCommands
         }
 
         output.WriteLine($"Probe '{name}' ({trainer}, L2 {chosen:G3}) on {examples.Count} clips of {dataset.Videos.Count} videos, {probe.Classes.Count} classes; training top-1 {trainingMetrics.Top1:P1}.");
-        output.WriteLine($"Saved {store.PathOf(name)} for model id {manifest.ModelId}");
+        output.WriteLine($"View: {Describe(preset, space.View, singleFrame)}.");
+        output.WriteLine($"Saved {store.PathOf(name)} for model id {space.ModelId}");
         return 0;
     }
 
@@ -83,24 +115,36 @@ internal static class ProbeCommands
         string data = args.Required("--data");
         string? json = args.Optional("--json");
         string? png = args.Optional("--confusion");
+        var preset = Preset(args);
+        bool singleFrame = args.Flag("--single-frame");
         string? cache = args.Optional("--features-cache") ?? DefaultFeatureCache;
         bool cpu = args.Flag("--cpu");
         args.RejectUnknown();
 
         var dataset = LabelledVideos.Load(data);
         await using var model = await OpenAsync(modelFolder, cpu);
-        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, model.Manifest);
-        var view = model.Manifest.View;
+        var space = Space(model.Manifest, preset);
+        var stored = await new ProbeStore(modelFolder).LoadAsync(probeName, space);
+        var trained = stored.Metadata.Features;
+        if ((trained?.SingleFrame ?? false) != singleFrame)
+        {
+            throw new UsageException(singleFrame
+                ? $"Probe '{probeName}' was trained on clips: evaluate it without --single-frame."
+                : $"Probe '{probeName}' was trained on single-frame features: evaluate it with --single-frame.");
+        }
+
+        var view = space.View;
         int views = view.Clips * view.CropsPerClip;
-        error.WriteLine($"Evaluating {dataset.Videos.Count} videos x {views} views ({view.Clips} clips x {view.CropsPerClip} crops): " +
-            $"about {dataset.Videos.Count * views * model.Manifest.Architecture.FlopsPerClip / 1e12:F2} TFLOPs of inference.");
+        error.WriteLine($"Evaluating {dataset.Videos.Count} videos x {views} views ({Describe(preset, view, singleFrame)}): " +
+            $"about {dataset.Videos.Count * views * model.Manifest.Architecture.FlopsPerClip / 1e12:F2} TFLOPs of inference at the manifest's clip size.");
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
+        var options = new ProbeFeatureOptions { View = view, SingleFrame = singleFrame };
         var scored = new List<(string, float[])>();
         int done = 0;
         foreach (var video in dataset.Videos)
         {
-            var perView = (await features.TestAsync(model, video.Path)).Select(stored.Probe.Predict).ToArray();
+            var perView = (await features.TestAsync(model, video.Path, options)).Select(stored.Probe.Predict).ToArray();
             scored.Add((video.Label, ProbeEvaluation.AverageViews(perView)));
             Progress(error, "evaluate", ++done, dataset.Videos.Count);
         }
@@ -119,9 +163,13 @@ internal static class ProbeCommands
         }
 
         output.WriteLine($"top-1 {metrics.Top1:P2}  top-5 {metrics.Top5:P2}  log-loss {metrics.LogLoss:F4}  ({metrics.Examples} videos, {views} views each)");
+        output.WriteLine($"View: {Describe(preset, view, singleFrame)}; model id {space.ModelId}.");
         if (json is not null)
         {
-            File.WriteAllText(json, JsonSerializer.Serialize(metrics, EncoderManifest.Json));
+            var settings = new EvaluationSettings(probeName, model.Name, space.ModelId, preset?.Name, view, singleFrame, stored.Metadata.Trainer, stored.Metadata.L2,
+                trained?.ClipsPerVideo, trained?.Seed, trained?.Augment, trained?.Flip, trained is null ? null : trained.TrainCrop ?? view.CropSize,
+                stored.Metadata.SchemaVersion, Path.GetFullPath(data));
+            File.WriteAllText(json, JsonSerializer.Serialize(new EvaluationReport(metrics, settings), EncoderManifest.Json));
         }
 
         if (png is not null)
@@ -181,9 +229,30 @@ internal static class ProbeCommands
         }
     }
 
-    private static string Fingerprint(LabelledDataset dataset, int clips, int seed)
+    /// <summary>The <c>--preset</c> named, or null for the manifest's view.</summary>
+    private static EvaluationPreset? Preset(CommandArgs args) => args.Optional("--preset") is { } name
+        ? EvaluationPresets.Find(name) ?? throw new UsageException($"--preset must be one of {string.Join(", ", EvaluationPresets.All.Select(p => p.Name))} (got '{name}').")
+        : null;
+
+    private static EncoderManifest Space(EncoderManifest manifest, EvaluationPreset? preset)
     {
-        var text = new StringBuilder($"clips={clips};seed={seed}\n");
+        try
+        {
+            return ProbeFeatures.SpaceOf(manifest, preset?.View);
+        }
+        catch (InvalidRequestException e)
+        {
+            throw new UsageException($"Preset '{preset?.Name}': {e.Message}");
+        }
+    }
+
+    private static string Describe(EvaluationPreset? preset, ViewSpec view, bool singleFrame) => string.Create(CultureInfo.InvariantCulture,
+        $"{(preset is null ? "the manifest's view" : $"preset '{preset.Name}'")}: {view.Clips} clips x {view.CropsPerClip} crops of {view.CropSize}, " +
+        $"{view.Frames}x{view.Stride} frames{(singleFrame ? " (single frame repeated)" : "")}, short side {view.ShortSide}");
+
+    private static string Fingerprint(LabelledDataset dataset, ProbeFeatureOptions options)
+    {
+        var text = new StringBuilder(JsonSerializer.Serialize(options, JsonLines)).Append('\n');
         foreach (var v in dataset.Videos.OrderBy(v => v.Path, StringComparer.Ordinal))
         {
             text.Append(CultureInfo.InvariantCulture, $"{v.Path}|{new FileInfo(v.Path).Length}|{v.Label}\n");
@@ -200,3 +269,28 @@ internal static class ProbeCommands
         }
     }
 }
+
+/// <summary>What <c>cvrl probe eval --json</c> writes: the metrics and every setting needed to reproduce them.</summary>
+internal sealed record EvaluationReport(ProbeMetrics Metrics, EvaluationSettings Settings);
+
+/// <summary>
+/// The settings behind an evaluation: the probe and its embedding space (model id, preset, test view,
+/// single-frame) and how its training features were made (null for probes saved before schema 3). Every
+/// key is written, null included: a null preset says the manifest's view was used.
+/// </summary>
+internal sealed record EvaluationSettings(
+    string Probe,
+    string Model,
+    string ModelId,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Preset,
+    ViewSpec View,
+    bool SingleFrame,
+    ProbeTrainer Trainer,
+    double L2,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] int? ClipsPerVideo,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] int? Seed,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ProbeAugment? Augment,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? Flip,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] int? TrainCrop,
+    int ProbeSchemaVersion,
+    string Data);

@@ -24,6 +24,10 @@ public sealed class LinearProbeTests
         return examples;
     }
 
+    /// <summary>Each example its own group: independent draws, not clips of one video.</summary>
+    internal static List<(float[] Features, string Label, string Group)> Grouped(IEnumerable<(float[] Features, string Label)> examples) =>
+        examples.Select((e, i) => (e.Features, e.Label, $"g{i}")).ToList();
+
     private static double Gaussian(Random random) => Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
 
     private static double Accuracy(LinearProbe probe, IEnumerable<(float[] Features, string Label)> test) =>
@@ -34,9 +38,9 @@ public sealed class LinearProbeTests
     [InlineData(ProbeTrainer.Sdca)]
     public void Fit_WellSeparatedEmbeddings_AtLeast99PercentOnHeldOutData(ProbeTrainer trainer)
     {
-        var (probe, l2, sweep) = ProbeTraining.Fit(Clusters(40, seed: 1), new ProbeTrainingOptions(trainer));
+        var (probe, l2, sweep) = ProbeTraining.Fit(Grouped(Clusters(40, seed: 1)), new ProbeTrainingOptions(trainer));
         Assert.Equal(["clap", "jump", "wave"], probe.Classes);
-        Assert.Equal(5, sweep.Count);
+        Assert.Equal(6, sweep.Count);
         Assert.Contains(l2, new ProbeTrainingOptions().Candidates);
         Assert.True(Accuracy(probe, Clusters(30, seed: 2)) >= 0.99);
         var p = probe.Predict(Clusters(1, seed: 3)[0].Features);
@@ -46,7 +50,7 @@ public sealed class LinearProbeTests
     [Fact]
     public async Task Predict_FromManyThreads_SameAsSequential()
     {
-        var (probe, _, _) = ProbeTraining.Fit(Clusters(20, seed: 1), new ProbeTrainingOptions(L2Candidates: [0.01]));
+        var (probe, _, _) = ProbeTraining.Fit(Grouped(Clusters(20, seed: 1)), new ProbeTrainingOptions(L2Candidates: [0.01]));
         var inputs = Clusters(30, seed: 4).Select(t => t.Features).ToArray();
         var sequential = inputs.Select(probe.Predict).ToArray();
         var parallel = await Task.WhenAll(inputs.Select(x => Task.Run(() => probe.Predict(x))));

@@ -63,6 +63,25 @@ public sealed class ProbeStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task LoadAsync_Schema2RecordWithoutViewOrSettings_StillLoads_PredictsAsSaved()
+    {
+        // A schema-2 probe: no standardization in its pipeline, no view or feature settings in its record.
+        var probe = LinearProbe.Train(LinearProbeTests.Clusters(8, 1), ProbeTrainer.Lbfgs, 0.01, standardize: false);
+        await new ProbeStore(_model).SaveAsync(LinearProbeTests.Metadata("two", _manifest, probe, 0.01, []), probe);
+        string zip = Path.Combine(ProbesFolder, "two.zip");
+        using (var archive = ZipFile.Open(zip, ZipArchiveMode.Update))
+        {
+            archive.GetEntry("cvrl-probe.json")!.Delete();
+            using var writer = new StreamWriter(archive.CreateEntry("cvrl-probe.json").Open());
+            writer.Write($$"""{"schemaVersion":2,"name":"two","encoder":"m","modelId":"{{_manifest.ModelId}}","embeddingSize":64,"classes":["clap","jump","wave"],"trainer":"Lbfgs","l2":0.01}""");
+        }
+
+        var loaded = await new ProbeStore(_model).LoadAsync("two", _manifest);
+        Assert.Equal((2, null, null), (loaded.Metadata.SchemaVersion, loaded.Metadata.View, loaded.Metadata.Preset));
+        Assert.All(LinearProbeTests.Clusters(5, seed: 5), t => Assert.Equal(probe.Predict(t.Features), loaded.Probe.Predict(t.Features)));
+    }
+
+    [Fact]
     public async Task SaveAsync_ProbesAAndADotB_ConcurrentlyManyTimes_NeitherDisturbsTheOther()
     {
         var a = Train(["clap", "jump", "wave"]);
