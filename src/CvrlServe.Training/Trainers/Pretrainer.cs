@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using CvrlServe.Core.Inference;
 using CvrlServe.Core.Datasets;
+using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 using CvrlServe.Training.Augment;
 using CvrlServe.Training.Checkpoints;
