@@ -16,6 +16,9 @@ internal static class Cli
               export a training checkpoint's encoder to ONNX with its manifest
           cvrl import --arch torchvision-r3d18 --weights FILE.pth --out models/NAME [view options]
               serve a PyTorch-trained torchvision r3d_18 (state dict saved with torch.save)
+          cvrl inflate --checkpoint DIR --out DIR --frames N --stride N
+              a checkpoint trained on single frames (data.frames=1) as a video encoder: every 3-D kernel
+              keeps only its centre temporal tap (the paper's SimCLR- and supervised-inflated baselines)
           cvrl pretrain --data DIR --config FILE [--out runs/NAME] [--steps N] [--resume]
                         [--set key.path=value]... [--cache DIR] [--stop-at STEP]
               CVRL self-supervised pretraining on a folder of videos (configs: src/CvrlServe.Training/experiments/)
@@ -64,6 +67,7 @@ internal static class Cli
                 ["init", .. var rest] => ModelCommands.Init(new CommandArgs(rest, Flags.None), output),
                 ["export", .. var rest] => ModelCommands.Export(new CommandArgs(rest, Flags.None), output),
                 ["import", .. var rest] => ModelCommands.Import(new CommandArgs(rest, Flags.None), output),
+                ["inflate", .. var rest] => InflateCommand.Run(new CommandArgs(rest, Flags.None), output),
                 ["pretrain", .. var rest] => await TrainCommands.PretrainAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 ["embed", .. var rest] => await EmbedCommand.RunAsync(new CommandArgs(rest, EmbedCommand.Flags), output, error),
                 ["probe", "train", .. var rest] => await ProbeCommands.TrainAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),

@@ -26,6 +26,12 @@ public enum IntervalDistribution
 
     /// <summary>Density ∝ Δ: an ablation.</summary>
     Increasing,
+
+    /// <summary>
+    /// Δ = 0: both clips are the same frames, augmented twice. With one-frame clips this is SimCLR on single
+    /// frames, the paper's "SimCLR inflated" baseline before inflation.
+    /// </summary>
+    Zero,
 }
 
 /// <summary>
@@ -82,7 +88,8 @@ public static class ClipSampler
     /// video is longer than a clip (else L), Δ is drawn from the chosen density on [0, T_max] by the
     /// reference code's integer bisection of the CDF, the first start is uniform on [0, T_max − Δ) and the
     /// second is Δ later; a video no longer than a clip gets two independent uniform starts on [0, L).
-    /// The pair is then shuffled, so either clip may be the later one.
+    /// The pair is then shuffled, so either clip may be the later one. <see cref="IntervalDistribution.Zero"/>
+    /// gives one start uniform on [0, T_max) for both clips.
     /// </summary>
     public static (int First, int Second) PretrainingStarts(int length, ClipSpec clip, IntervalDistribution distribution, Random random)
     {
@@ -91,6 +98,12 @@ public static class ClipSampler
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         int reach = (clip.Frames - 1) * clip.Stride;
         int maxOffset = length > reach ? length - reach : length;
+        if (distribution == IntervalDistribution.Zero)
+        {
+            int start = random.Next(maxOffset);
+            return (start, start);
+        }
+
         int first;
         int second;
         if (maxOffset < length)
@@ -134,7 +147,7 @@ public static class ClipSampler
         return k;
     }
 
-    /// <summary>The CDF F(k) of Δ on [0, T]: 2k/T − k²/T², k/T or k²/T².</summary>
+    /// <summary>The CDF F(k) of Δ on [0, T]: 2k/T − k²/T², k/T, k²/T², or 1 (Δ = 0).</summary>
     public static double Cdf(double k, double maxInterval, IntervalDistribution distribution)
     {
         double x = k / maxInterval;
@@ -143,6 +156,7 @@ public static class ClipSampler
             IntervalDistribution.LinearDecreasing => 2 * x - x * x,
             IntervalDistribution.Uniform => x,
             IntervalDistribution.Increasing => x * x,
+            IntervalDistribution.Zero => 1,
             _ => throw new ArgumentOutOfRangeException(nameof(distribution), distribution, null),
         };
     }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using CvrlServe.Core.Inference;
 using CvrlServe.Core.Datasets;
+using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 using CvrlServe.Training.Augment;
 using CvrlServe.Training.Checkpoints;
@@ -124,7 +124,11 @@ public static class Pretrainer
 }
 
 /// <summary>trainer.json in a checkpoint: where training stood and the resolved config it ran with.</summary>
-public sealed record TrainerState(long Step, int Steps, string ConfigSha256, ExperimentConfig Config)
+/// <param name="InflatedFrom">
+/// Set by <c>cvrl inflate</c>: the single-frame checkpoint this one was inflated from; its config is that
+/// checkpoint's with the video clip's frames and stride.
+/// </param>
+public sealed record TrainerState(long Step, int Steps, string ConfigSha256, ExperimentConfig Config, string? InflatedFrom = null)
 {
     public const string FileName = "trainer.json";
     public const string HeadFile = "head.bin";

@@ -95,6 +95,20 @@ public class ClipSamplerTests
     }
 
     [Fact]
+    public void PretrainingStarts_Zero_BothClipsTheSameFramesAtAUniformStart()
+    {
+        var random = new Random(6);
+        var starts = Enumerable.Range(0, 20_000).Select(_ => ClipSampler.PretrainingStarts(130, Pretrain, IntervalDistribution.Zero, random)).ToArray();
+        Assert.All(starts, s => Assert.Equal(s.First, s.Second));
+        Assert.Equal((0, 99), (starts.Min(s => s.First), starts.Max(s => s.First)));
+        Assert.InRange(starts.Average(s => s.First), 49.5 - 1, 49.5 + 1);
+
+        // One-frame clips (SimCLR on frames): any frame of the video.
+        var frames = Enumerable.Range(0, 5_000).Select(_ => ClipSampler.PretrainingStarts(40, new ClipSpec(1, 1), IntervalDistribution.Zero, random)).ToArray();
+        Assert.Equal((0, 39), (frames.Min(s => s.First), frames.Max(s => s.Second)));
+    }
+
+    [Fact]
     public void PretrainingPair_SameSeed_SamePlan()
     {
         var grid = new FrameGrid(25, 250, TimeSpan.Zero);

@@ -118,6 +118,29 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task RunAsync_SingleFramesAtZeroInterval_SimClrOnFramesThenInflatesToAVideoModel()
+    {
+        // SimCLR-inflated: two augmentations of one frame, then every kernel at its centre temporal tap.
+        var summary = await Pretrainer.RunAsync(Run("frames", 4, extra: ["data.frames=1", "data.interval=zero"]));
+        Assert.Equal(4, summary.Steps.Count);
+        Assert.All(summary.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+
+        string inflated = Path.Combine(_folder, "frames-inflated");
+        var (code, _, stderr) = ModelCommandsTests.Run("inflate", "--checkpoint", Path.Combine(_folder, "frames"), "--out", inflated, "--frames", "4", "--stride", "2");
+        Assert.True(code == 0, stderr);
+        var state = TrainerState.Read(inflated);
+        Assert.NotNull(state.InflatedFrom);
+        Assert.Equal((4, 2), (state.Config.Data.Frames, state.Config.Data.Stride));
+
+        string model = Path.Combine(_folder, "models", "frames-inflated");
+        (code, _, stderr) = ModelCommandsTests.Run("export", "--checkpoint", inflated, "--out", model);
+        Assert.True(code == 0, stderr);
+        var manifest = EncoderManifest.Load(model);
+        Assert.Equal((4, 2, 32, 40), (manifest.View.Frames, manifest.View.Stride, manifest.View.CropSize, manifest.View.ShortSide));
+        Assert.Equal("pretrained-inflated", manifest.Provenance.Kind);
+    }
+
+    [Fact]
     public void Load_PaperConfig_RefusedAsTooLargeForThisMachine()
     {
         string paper = Path.Combine(AppContext.BaseDirectory, "experiments", "cvrl-k600-paper.json");

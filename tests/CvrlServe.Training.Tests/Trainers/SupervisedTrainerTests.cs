@@ -37,6 +37,22 @@ public sealed class SupervisedTrainerTests(TrainingVideos videos, ITestOutputHel
     }
 
     [Fact]
+    public async Task RunAsync_SingleFrames_TrainsTheSupervisedInflatedBaseline()
+    {
+        var config = ExperimentConfig.Load(PretrainerTests.TinyConfig,
+        [
+            "steps=4", "batchSize=6", "data.frames=1", "data.cropSize=32", "data.shortSide=40", "data.maxCachedFrames=30",
+            "optimizer.warmupSteps=1", "optimizer.learningRate=0.05", "optimizer.referenceBatch=6",
+        ]);
+        var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(videos.Labelled, Path.Combine(_folder, "frames"), Path.Combine(_folder, "cache"), config, false, new StringWriter()));
+        Assert.Equal(4, summary.Steps.Count);
+        Assert.All(summary.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+        var (encoder, info) = EncoderCheckpoint.Load(Path.Combine(_folder, "frames"));
+        encoder.Dispose();
+        Assert.Equal(1, info.PretrainingClip!.Frames);
+    }
+
+    [Fact]
     public void BuildModel_WithInit_EncoderGivesThePretrainedOutputsBeforeTheFirstStep()
     {
         using var pretrained = new R3dEncoder(R3dArchitecture.R3d18, 0.25);
