@@ -25,10 +25,15 @@ public sealed class SupervisedTrainerTests(TrainingVideos videos, ITestOutputHel
     [Fact]
     public async Task RunAsync_LabelledVideos_FitsTrainingSetWellAboveChanceAndExports()
     {
-        var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(videos.Labelled, Path.Combine(_folder, "run"), Path.Combine(_folder, "cache"), Config(60), false, new StringWriter()));
+        // The held-out set here is a CSV naming the training videos in reverse order: the same videos
+        // scored the same way must give the training accuracy whatever their order.
+        string evalCsv = Path.Combine(_folder, "eval.csv");
+        File.WriteAllLines(evalCsv, ["path,label", .. Directory.GetDirectories(videos.Labelled).SelectMany(d => Directory.GetFiles(d).Select(f => $"{f},{Path.GetFileName(d)}")).Reverse()]);
+        var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(videos.Labelled, Path.Combine(_folder, "run"), Path.Combine(_folder, "cache"), Config(60), false, new StringWriter(), EvalData: evalCsv));
         output.WriteLine($"classes {string.Join(',', summary.Classes)}; loss {summary.Steps[0].Loss:F3} -> {summary.Steps[^1].Loss:F3}; training accuracy {summary.TrainAccuracy:P0}");
         Assert.Equal(["down", "pulse", "right"], summary.Classes);
         Assert.True(summary.TrainAccuracy >= 0.75, $"training accuracy {summary.TrainAccuracy} (chance 0.33)");
+        Assert.Equal(summary.TrainAccuracy, summary.EvalAccuracy);
 
         string model = Path.Combine(_folder, "models", "sup");
         var (code, _, stderr) = ModelCommandsTests.Run("export", "--checkpoint", Path.Combine(_folder, "run"), "--out", model, "--frames", "4", "--short-side", "40", "--crop", "32");
@@ -88,6 +93,18 @@ public sealed class SupervisedTrainerTests(TrainingVideos videos, ITestOutputHel
         Assert.Equal(1, code);
         Assert.Contains("labels.csv:2:", stderr, StringComparison.Ordinal);
         Assert.Contains("labels.csv:3: missing file", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_HeldOutClassUnknownToTraining_RefusedBeforeTraining()
+    {
+        string evalCsv = Path.Combine(_folder, "eval.csv");
+        string video = Directory.GetFiles(Directory.GetDirectories(videos.Labelled)[0])[0];
+        File.WriteAllLines(evalCsv, ["path,label", $"{video},jump"]);
+        var error = await Assert.ThrowsAsync<ConfigException>(() => SupervisedTrainer.RunAsync(
+            new SupervisedRun(videos.Labelled, Path.Combine(_folder, "run"), Path.Combine(_folder, "cache"), Config(5), false, new StringWriter(), EvalData: evalCsv)));
+        Assert.Contains("jump", error.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_folder, "run", "checkpoints")));
     }
 
     [Fact]
