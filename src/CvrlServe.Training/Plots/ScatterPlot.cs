@@ -14,7 +14,7 @@ public static class ScatterPlot
     {
         ArgumentNullException.ThrowIfNull(points);
         ArgumentNullException.ThrowIfNull(classes);
-        const float left = 64, top = 36, bottom = Height - 48, right = Width - LegendWidth - 16;
+        const float left = 80, top = 36, bottom = Height - 48, right = Width - LegendWidth - 16;
         using var surface = SKSurface.Create(new SKImageInfo(Width, Height));
         var canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
