@@ -47,6 +47,11 @@ internal static class Cli
               without one, the manifest's view (and its crop for training)
           cvrl classify --model models/NAME --probe PROBE [--top K] VIDEO...
               one JSON line per video with its top classes
+          cvrl plot-curves --run RUNDIR [--run RUNDIR2 ...] --out FILE.png [--title T]
+              loss and accuracy of runs (their metrics.csv) overlaid: per step faint, trailing mean bold
+          cvrl plot-embeddings --model models/NAME --data LABELLED --out FILE.png [--cpu]
+                               [--features-cache DIR] [--max-per-class N]
+              each video's embedding (mean of the serving views) projected by PCA to 2-D, coloured by class
           cvrl doctor
               check that libtorch loads and run a Conv3d forward/backward
 
@@ -73,6 +78,8 @@ internal static class Cli
                 ["probe", "train", .. var rest] => await ProbeCommands.TrainAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
                 ["probe", "eval", .. var rest] => await ProbeCommands.EvalAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
                 ["classify", .. var rest] => await ProbeCommands.ClassifyAsync(new CommandArgs(rest, ProbeCommands.Flags), output, error),
+                ["plot-curves", .. var rest] => PlotCommands.Curves(new CommandArgs(rest, PlotCommands.Flags), output),
+                ["plot-embeddings", .. var rest] => await PlotCommands.EmbeddingsAsync(new CommandArgs(rest, PlotCommands.Flags), output, error),
                 ["train-supervised", .. var rest] => await TrainCommands.SupervisedAsync(new CommandArgs(rest, TrainCommands.Flags), output, error),
                 _ => throw new UsageException($"Unknown command '{args[0]}'. Run 'cvrl --help'."),
             };

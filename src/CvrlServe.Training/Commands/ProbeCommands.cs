@@ -215,9 +215,9 @@ internal static class ProbeCommands
         return failures == 0 ? 0 : 1;
     }
 
-    private static string DefaultFeatureCache => Path.Combine(Path.GetDirectoryName(TrainCommands.DefaultCache)!, "features");
+    internal static string DefaultFeatureCache => Path.Combine(Path.GetDirectoryName(TrainCommands.DefaultCache)!, "features");
 
-    private static async Task<EncoderModel> OpenAsync(string folder, bool cpu)
+    internal static async Task<EncoderModel> OpenAsync(string folder, bool cpu)
     {
         try
         {
@@ -261,7 +261,7 @@ internal static class ProbeCommands
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
-    private static void Progress(TextWriter error, string label, int done, int total)
+    internal static void Progress(TextWriter error, string label, int done, int total)
     {
         if (done == total || done % Math.Max(1, total / 10) == 0)
         {

@@ -77,9 +77,62 @@ public sealed class TrainingLog : IDisposable
     {
         if (Steps.Count > 1)
         {
-            Plots.CurvePlot.Save(path, Steps.Select(s => (double)s.Step).ToArray(),
-                [(lossName, Steps.Select(s => s.Loss).ToArray()), (accuracyName, Steps.Select(s => s.Accuracy).ToArray())], title);
+            Plots.CurvePlot.Save(path, Panels([("", Steps)], lossName, accuracyName), title);
         }
+    }
+
+    /// <summary>Loss and accuracy panels with one curve per run.</summary>
+    public static Plots.CurvePanel[] Panels(IReadOnlyList<(string Label, IReadOnlyList<StepMetrics> Steps)> runs, string lossName, string accuracyName)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        Plots.CurveSeries Series(string label, IReadOnlyList<StepMetrics> steps, Func<StepMetrics, double> value) =>
+            new(label, steps.Select(s => (double)s.Step).ToArray(), steps.Select(value).ToArray());
+        return
+        [
+            new(lossName, runs.Select(r => Series(r.Label, r.Steps, s => s.Loss)).ToArray()),
+            new(accuracyName, runs.Select(r => Series(r.Label, r.Steps, s => s.Accuracy)).ToArray()),
+        ];
+    }
+
+    /// <summary>
+    /// Reads a metrics.csv this class wrote, one entry per step in step order. A resume from an earlier
+    /// checkpoint appends steps already logged; the later record of a step wins, as it is the run that went on.
+    /// </summary>
+    public static IReadOnlyList<StepMetrics> Read(string csvPath)
+    {
+        using var lines = File.ReadLines(csvPath).GetEnumerator();
+        if (!lines.MoveNext() || lines.Current.Trim() != Header)
+        {
+            throw new InvalidDataException($"'{csvPath}' is not a training metrics file: its first line is not '{Header}'.");
+        }
+
+        var steps = new SortedDictionary<long, StepMetrics>();
+        int number = 1;
+        while (lines.MoveNext())
+        {
+            number++;
+            if (lines.Current.Length == 0)
+            {
+                continue;
+            }
+
+            var fields = lines.Current.Split(',');
+            var values = new double[7];
+            bool parsed = fields.Length == values.Length;
+            for (int i = 0; parsed && i < values.Length; i++)
+            {
+                parsed = double.TryParse(fields[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]);
+            }
+
+            if (!parsed)
+            {
+                throw new InvalidDataException($"'{csvPath}' line {number} is not seven numbers: '{lines.Current}'.");
+            }
+
+            steps[(long)values[0]] = new StepMetrics((long)values[0], values[1], values[2], values[3], values[4], values[5], values[6]);
+        }
+
+        return steps.Values.ToArray();
     }
 
     public void Dispose() => _csv.Dispose();
