@@ -64,17 +64,8 @@ internal static class ProbeCommands
             (augment == ProbeAugment.Protocol ? $"random resized crops of {trainCrop ?? space.View.CropSize}, flip {(flip ? "on" : "off")}" : $"centre crops of {trainCrop ?? space.View.CropSize}") + $", seed {seed}.");
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
-        var examples = new List<(float[], string, string)>();
-        int done = 0;
-        foreach (var video in dataset.Videos)
-        {
-            foreach (var f in await features.TrainingAsync(model, video.Path, options))
-            {
-                examples.Add((f, video.Label, video.Path));
-            }
-
-            Progress(error, "features", ++done, dataset.Videos.Count);
-        }
+        var perVideo = await ForEachVideoAsync(dataset.Videos, error, "features", video => features.TrainingAsync(model, video.Path, options));
+        var examples = dataset.Videos.Zip(perVideo).SelectMany(p => p.Second.Select(f => (f, p.First.Label, p.First.Path))).ToList();
 
         var (probe, chosen, sweep) = ProbeTraining.Fit(examples, new ProbeTrainingOptions(trainer, l2, Seed: seed));
         var trainingMetrics = ProbeEvaluation.Evaluate(probe.Classes, examples.Select(e => (e.Item2, probe.Predict(e.Item1))).ToArray());
@@ -140,14 +131,8 @@ internal static class ProbeCommands
         using var reader = new VideoReader();
         var features = new ProbeFeatures(new VideoEmbedder(reader), cache);
         var options = new ProbeFeatureOptions { View = view, SingleFrame = singleFrame };
-        var scored = new List<(string, float[])>();
-        int done = 0;
-        foreach (var video in dataset.Videos)
-        {
-            var perView = (await features.TestAsync(model, video.Path, options)).Select(stored.Probe.Predict).ToArray();
-            scored.Add((video.Label, ProbeEvaluation.AverageViews(perView)));
-            Progress(error, "evaluate", ++done, dataset.Videos.Count);
-        }
+        var perVideo = await ForEachVideoAsync(dataset.Videos, error, "evaluate", video => features.TestAsync(model, video.Path, options));
+        var scored = dataset.Videos.Zip(perVideo, (video, v) => (video.Label, ProbeEvaluation.AverageViews(v.Select(stored.Probe.Predict).ToArray()))).ToList();
 
         var unknown = dataset.Classes.Except(stored.Probe.Classes).ToArray();
         if (unknown.Length > 0)
@@ -249,6 +234,26 @@ internal static class ProbeCommands
     private static string Describe(EvaluationPreset? preset, ViewSpec view, bool singleFrame) => string.Create(CultureInfo.InvariantCulture,
         $"{(preset is null ? "the manifest's view" : $"preset '{preset.Name}'")}: {view.Clips} clips x {view.CropsPerClip} crops of {view.CropSize}, " +
         $"{view.Frames}x{view.Stride} frames{(singleFrame ? " (single frame repeated)" : "")}, short side {view.ShortSide}");
+
+    /// <summary>
+    /// Features of every video, in order, one video per core at a time: each video is an ffprobe and an
+    /// ffmpeg process, mostly start-up cost on short videos, so one at a time leaves a core idle.
+    /// </summary>
+    private static async Task<float[][][]> ForEachVideoAsync(IReadOnlyList<LabelledVideo> videos, TextWriter error, string label, Func<LabelledVideo, Task<float[][]>> compute)
+    {
+        var results = new float[videos.Count][][];
+        int done = 0;
+        await Parallel.ForAsync(0, videos.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, async (i, _) =>
+        {
+            results[i] = await compute(videos[i]);
+            int n = Interlocked.Increment(ref done);
+            lock (error)
+            {
+                Progress(error, label, n, videos.Count);
+            }
+        });
+        return results;
+    }
 
     private static string Fingerprint(LabelledDataset dataset, ProbeFeatureOptions options)
     {
