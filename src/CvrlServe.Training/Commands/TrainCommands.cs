@@ -13,7 +13,7 @@ internal static class TrainCommands
 
     public static async Task<int> PretrainAsync(CommandArgs args, TextWriter output, TextWriter error)
     {
-        var common = Parse(args, dataMustBeFolder: true);
+        var common = Parse(args, dataMustBeFolder: false);
         args.RejectUnknown();
         var summary = await Pretrainer.RunAsync(new PretrainRun(common.Data, common.Output, common.Cache, common.Config, common.Resume, error,
             Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt));

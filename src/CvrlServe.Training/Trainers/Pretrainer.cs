@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 namespace CvrlServe.Training.Trainers;
 
 /// <summary>Where a pretraining run reads and writes, and how it reports.</summary>
-/// <param name="Data">Folder of unlabeled videos (searched recursively).</param>
+/// <param name="Data">Folder of unlabeled videos (searched recursively), or a labelled list whose labels are ignored.</param>
 /// <param name="Output">Run folder: config.json, metrics.csv, curves.png, checkpoints/step-N.</param>
 /// <param name="CacheFolder">Where decoded training frames are kept between runs.</param>
 /// <param name="Resume">Continue from the run folder's newest checkpoint.</param>
@@ -41,7 +41,9 @@ public static class Pretrainer
         }
 
         var (start, resumeFrom, saved) = RunFolder.Prepare(run.Output, run.Resume);
-        var files = VideoFiles.Find(run.Data);
+        // A folder of videos, or a labelled list (CSV or split list) whose labels pretraining ignores:
+        // a benchmark's train split is named by its list, beside a test split pretraining must not see.
+        var files = Directory.Exists(run.Data) ? VideoFiles.Find(run.Data) : LabelledVideos.Load(run.Data).Videos.Select(v => v.Path).ToArray();
         var videos = await RunFolder.CacheAsync(files, run.CacheFolder, run.Config.Data, run.Log, cancellationToken);
         if (videos.Count < 2)
         {
