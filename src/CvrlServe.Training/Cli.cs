@@ -19,9 +19,10 @@ internal static class Cli
           cvrl inflate --checkpoint DIR --out DIR --frames N --stride N
               a checkpoint trained on single frames (data.frames=1) as a video encoder: every 3-D kernel
               keeps only its centre temporal tap (the paper's SimCLR- and supervised-inflated baselines)
-          cvrl pretrain --data DIR --config FILE [--out runs/NAME] [--steps N] [--resume]
+          cvrl pretrain --data DIR|LIST --config FILE [--out runs/NAME] [--steps N] [--resume]
                         [--set key.path=value]... [--cache DIR] [--stop-at STEP]
-              CVRL self-supervised pretraining on a folder of videos (configs: src/CvrlServe.Training/experiments/)
+              CVRL self-supervised pretraining on a folder of videos, or the videos of a labelled list (labels
+              ignored: e.g. a benchmark's train.csv); configs: src/CvrlServe.Training/experiments/
           cvrl train-supervised --data LABELLED --config FILE [--init CHECKPOINT] [--eval LABELLED] [same options as pretrain]
                            --eval: held-out top-1 of the trained classifier (centre clip) after training
               the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a

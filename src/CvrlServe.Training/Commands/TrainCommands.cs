@@ -13,7 +13,7 @@ internal static class TrainCommands
 
     public static async Task<int> PretrainAsync(CommandArgs args, TextWriter output, TextWriter error)
     {
-        var common = Parse(args, dataMustBeFolder: false);
+        var common = Parse(args);
         args.RejectUnknown();
         var summary = await Pretrainer.RunAsync(new PretrainRun(common.Data, common.Output, common.Cache, common.Config, common.Resume, error,
             Interactive: !Console.IsErrorRedirected, StopAtStep: common.StopAt));
@@ -25,7 +25,7 @@ internal static class TrainCommands
 
     public static async Task<int> SupervisedAsync(CommandArgs args, TextWriter output, TextWriter error)
     {
-        var common = Parse(args, dataMustBeFolder: false);
+        var common = Parse(args);
         string? init = args.Optional("--init");
         string? eval = args.Optional("--eval");
         args.RejectUnknown();
@@ -53,7 +53,7 @@ internal static class TrainCommands
         Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"),
         "cvrl", "frames");
 
-    private static Common Parse(CommandArgs args, bool dataMustBeFolder)
+    private static Common Parse(CommandArgs args)
     {
         string data = args.Required("--data");
         string configPath = args.Required("--config");
@@ -70,9 +70,9 @@ internal static class TrainCommands
         string cache = args.Optional("--cache") ?? DefaultCache;
         bool resume = args.Flag("--resume");
         long? stopAt = args.Optional("--stop-at") is null ? null : args.Int("--stop-at", 0);
-        if (dataMustBeFolder ? !Directory.Exists(data) : !Directory.Exists(data) && !File.Exists(data))
+        if (!Directory.Exists(data) && !File.Exists(data))
         {
-            throw new UsageException($"--data '{data}' does not exist{(dataMustBeFolder ? " or is not a folder" : "")}.");
+            throw new UsageException($"--data '{data}' does not exist.");
         }
 
         return new Common(data, config, outFolder, cache, resume, stopAt);

@@ -141,6 +141,18 @@ public sealed class PretrainerTests(TrainingVideos videos, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task RunAsync_DataAsALabelledList_TrainsOnTheListedVideosOnly()
+    {
+        // A split list beside videos it leaves out (a test split): only the listed ones are pretrained on.
+        var all = Directory.GetFiles(videos.Unlabeled, "*.mp4", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        string list = Path.Combine(_folder, "train.csv");
+        File.WriteAllLines(list, ["path,label", .. all.Take(all.Length - 2).Select(f => $"{f},ignored")]);
+        var run = Run("list", 4) with { Data = list };
+        var summary = await Pretrainer.RunAsync(run);
+        Assert.Equal(all.Length - 2, summary.Videos);
+    }
+
+    [Fact]
     public void Load_PaperConfig_RefusedAsTooLargeForThisMachine()
     {
         string paper = Path.Combine(AppContext.BaseDirectory, "experiments", "cvrl-k600-paper.json");
