@@ -19,9 +19,8 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
 {
     /// <summary>Mutant i of source s is built by <c>new Random(BaseSeed + 1000 * s + i)</c>.</summary>
     public const int BaseSeed = 20261202;
-    public const int MutantsPerSource = 12; // 36 mutants: 1.1–1.3 s each on 2 cores at load 14–15 (48 took 54.7 s, 42 took 56.0 s); the budget is 60 s
+    public const int MutantsPerSource = 12; // 36 mutants: 1.1–1.3 s each on 2 cores at load 14–15; each stage has its own deadline (RunAsync)
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(60);
     private static readonly uint[] Extremes = [0xFFFFFFF0, 0x7FFFFFFF, 0, 1, 0x80000000, 0xFFFFFFFF];
 
     private readonly string _folder = Directory.CreateTempSubdirectory("cvrl-fuzz-").FullName;
@@ -70,7 +69,6 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
         await Poll.UntilAsync(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
         Assert.Empty(ChildProcesses.Ffmpeg());
         Assert.Empty(TempEntries().Except(tempBefore));
-        Assert.True(elapsed <= Budget, $"the fuzz took {elapsed.TotalSeconds:F1} s, over its {Budget.TotalSeconds} s budget");
     }
 
     [Theory]
