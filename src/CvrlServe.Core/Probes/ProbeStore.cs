@@ -154,6 +154,20 @@ public sealed class ProbeStore
         return stored;
     }
 
+    /// <summary>
+    /// Loads probe <paramref name="name"/> for <paramref name="model"/> whatever view its features were taken
+    /// with: checked against the space of its recorded view (<see cref="ProbeFeatures.SpaceOf"/>), so a probe
+    /// trained with an evaluation preset loads for the model it was trained on and for no other. Throws as
+    /// <see cref="LoadAsync"/> does.
+    /// </summary>
+    public async Task<StoredProbe> LoadForModelAsync(string name, EncoderManifest model, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ValidateName(name);
+        var stored = await ReadAsync(name, model.Name, cancellationToken);
+        return await LoadAsync(name, stored.Metadata.View is { } view ? ProbeFeatures.SpaceOf(model, view) : model, cancellationToken);
+    }
+
     private async Task<StoredProbe> ReadAsync(string name, string model, CancellationToken cancellationToken)
     {
         string zip = Path.Combine(Folder, name + ".zip");

@@ -1,0 +1,177 @@
+using System.ComponentModel.DataAnnotations;
+using CvrlServe.Core.Inference;
+
+namespace CvrlServe.Api.Hosting;
+
+/// <summary>
+/// The service's settings, bound from the <c>Cvrl</c> section of <c>appsettings.json</c> and environment
+/// variables (<c>Cvrl__ModelsFolder</c>, <c>Cvrl__Keys__Admin__0</c>, …) and validated at start.
+/// </summary>
+public sealed class CvrlServeOptions : IValidatableObject
+{
+    public const string Section = "Cvrl";
+
+    /// <summary>One folder per encoder (encoder.onnx + encoder.json, probes/ beside them). May be read-only.</summary>
+    [Required]
+    public string ModelsFolder { get; set; } = "models";
+
+    /// <summary>Writable: probes trained at runtime, job records, uploads in flight.</summary>
+    [Required]
+    public string DataFolder { get; set; } = "data";
+
+    /// <summary>The model used when a request names none; the first ready model when unset.</summary>
+    public string? DefaultModel { get; set; }
+
+    /// <summary>Cuda tries the CUDA provider and falls back to the CPU (the reason is reported); Cpu never tries CUDA.</summary>
+    public ProviderPreference Provider { get; set; } = ProviderPreference.Cuda;
+
+    /// <summary>Largest upload accepted, in bytes (413 while streaming past it).</summary>
+    [Range(1024, 64L * 1024 * 1024 * 1024)]
+    public long MaxUploadBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>Longest video accepted, in seconds.</summary>
+    [Range(0.1, 24 * 3600)]
+    public double MaxDurationSeconds { get; set; } = 600;
+
+    /// <summary>Largest frame accepted, in pixels.</summary>
+    [Range(1, 1L << 32)]
+    public long MaxPixelsPerFrame { get; set; } = 3840L * 2160;
+
+    /// <summary>Everything one request may take (upload excluded): past it the request is stopped with 504 and its ffmpeg killed.</summary>
+    [Range(1, 3600)]
+    public double RequestTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Bytes of decoded frames and tensors all requests together may hold; a request waits for its share.</summary>
+    [Range(16L * 1024 * 1024, 1L << 40)]
+    public long DecodedMemoryBudgetBytes { get; set; } = 1L << 30;
+
+    /// <summary>Requests that may wait for the memory budget before more are refused with 503.</summary>
+    [Range(0, 10_000)]
+    public int MaxWaitingDecodes { get; set; } = 32;
+
+    /// <summary>ffmpeg/ffprobe processes at once.</summary>
+    [Range(1, 256)]
+    public int MaxConcurrentProcesses { get; set; } = Math.Max(1, Environment.ProcessorCount);
+
+    public BatchingOptions Batching { get; set; } = new();
+
+    public KeyOptions Keys { get; set; } = new();
+
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    /// <summary>Addresses (IPs) of proxies whose X-Forwarded-For/-Proto are believed; none by default.</summary>
+    public List<string> KnownProxies { get; set; } = [];
+
+    /// <summary>Segment thumbnails: the long side in pixels, 0 to turn them off for every request.</summary>
+    [Range(0, 512)]
+    public int ThumbnailSize { get; set; } = 160;
+
+    /// <summary>Most examples one JSON probe-training request may carry.</summary>
+    [Range(2, 1_000_000)]
+    public int MaxProbeExamples { get; set; } = 100_000;
+
+    /// <summary>Largest archive of videos for probe training, in bytes, and what it may expand to.</summary>
+    [Range(1024, 1L << 40)]
+    public long MaxArchiveBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    [Range(1024, 1L << 42)]
+    public long MaxArchiveExpandedBytes { get; set; } = 8L * 1024 * 1024 * 1024;
+
+    [Range(2, 1_000_000)]
+    public int MaxArchiveEntries { get; set; } = 10_000;
+
+    public string FullModelsFolder => Path.GetFullPath(ModelsFolder);
+
+    public string FullDataFolder => Path.GetFullPath(DataFolder);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (DefaultModel is not null && !ModelRegistry.IsValidName(DefaultModel))
+        {
+            yield return new ValidationResult($"DefaultModel '{DefaultModel}' is not a model name.", [nameof(DefaultModel)]);
+        }
+
+        foreach (string proxy in KnownProxies)
+        {
+            if (!System.Net.IPAddress.TryParse(proxy, out _))
+            {
+                yield return new ValidationResult($"KnownProxies: '{proxy}' is not an IP address.", [nameof(KnownProxies)]);
+            }
+        }
+
+        if (Keys.RequireKey && Keys.Clients.Count == 0 && Keys.Admin.Count == 0)
+        {
+            yield return new ValidationResult("Keys:RequireKey is set but no key is configured.", [nameof(Keys)]);
+        }
+
+        foreach (string key in Keys.Admin.Concat(Keys.Clients))
+        {
+            if (key.Length < 16)
+            {
+                yield return new ValidationResult("API keys must be at least 16 characters.", [nameof(Keys)]);
+                break;
+            }
+        }
+
+        if (Batching.MaxBatchSize < 1 || Batching.MaxBatchSize > 1024 || Batching.MaxBatchWaitMilliseconds < 0 || Batching.MaxBatchWaitMilliseconds > 10_000
+            || Batching.QueueCapacity < 1 || Batching.IntraOpThreads < 0)
+        {
+            yield return new ValidationResult("Batching: MaxBatchSize 1–1024, MaxBatchWaitMilliseconds 0–10000, QueueCapacity ≥ 1, IntraOpThreads ≥ 0 (0: the default).", [nameof(Batching)]);
+        }
+
+        if (RateLimit.PermitsPerWindow < 0 || RateLimit.WindowSeconds <= 0 || RateLimit.QueueLimit < 0)
+        {
+            yield return new ValidationResult("RateLimit: PermitsPerWindow ≥ 0 (0 turns it off), WindowSeconds > 0, QueueLimit ≥ 0.", [nameof(RateLimit)]);
+        }
+    }
+
+    /// <summary>What the encoder sessions are built with.</summary>
+    public EncoderSessionOptions SessionOptions() => new()
+    {
+        Provider = Provider,
+        MaxBatchSize = Batching.MaxBatchSize,
+        MaxBatchWait = TimeSpan.FromMilliseconds(Batching.MaxBatchWaitMilliseconds),
+        QueueCapacity = Batching.QueueCapacity,
+        IntraOpThreads = Batching.IntraOpThreads > 0 ? Batching.IntraOpThreads : new EncoderSessionOptions().IntraOpThreads,
+        InferenceTimeout = TimeSpan.FromSeconds(RequestTimeoutSeconds),
+    };
+}
+
+/// <summary>How clips from concurrent requests are batched for the encoder.</summary>
+public sealed class BatchingOptions
+{
+    public int MaxBatchSize { get; set; } = 8;
+
+    public double MaxBatchWaitMilliseconds { get; set; } = 10;
+
+    /// <summary>Clips that may wait for the encoder before requests are refused with 503.</summary>
+    public int QueueCapacity { get; set; } = 256;
+
+    /// <summary>ONNX Runtime intra-op threads; 0 for the default (cores − 1 from 4 cores up).</summary>
+    public int IntraOpThreads { get; set; }
+}
+
+/// <summary>API keys, sent as <c>X-Api-Key</c> or <c>Authorization: Bearer</c>.</summary>
+public sealed class KeyOptions
+{
+    /// <summary>Keys that may also train and delete probes.</summary>
+    public List<string> Admin { get; set; } = [];
+
+    /// <summary>Keys that may embed and classify.</summary>
+    public List<string> Clients { get; set; } = [];
+
+    /// <summary>When set, every /v1 request needs a key; otherwise only admin endpoints do.</summary>
+    public bool RequireKey { get; set; }
+}
+
+/// <summary>A fixed window per client (its API key, else its address).</summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests per window per client; 0 turns the limiter off.</summary>
+    public int PermitsPerWindow { get; set; } = 120;
+
+    public double WindowSeconds { get; set; } = 60;
+
+    /// <summary>Requests that may wait for the next window instead of being refused.</summary>
+    public int QueueLimit { get; set; }
+}
