@@ -1,7 +1,9 @@
-// The REST service is built by its own issue; until then the host only answers health probes.
+using CvrlServe.Api.Hosting;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.AddCvrlServe();
 var app = builder.Build();
-app.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" }));
+app.UseCvrlServe();
 app.Run();
 
 /// <summary>Entry point, public so functional tests can host the app.</summary>

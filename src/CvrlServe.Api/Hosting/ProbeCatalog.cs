@@ -29,14 +29,15 @@ public sealed class ProbeCatalog(IOptions<CvrlServeOptions> options)
     }
 
     /// <summary>
-    /// Loads probe <paramref name="name"/> of the model <paramref name="manifest"/> describes, checked against its
-    /// embedding space. Throws <see cref="ProbeNotFoundException"/> when neither place has it.
+    /// Loads probe <paramref name="name"/> of <paramref name="model"/> (the folder's name), checked against the
+    /// embedding space <paramref name="manifest"/> describes. Throws <see cref="ProbeNotFoundException"/> when
+    /// neither place has it.
     /// </summary>
-    public Task<StoredProbe> LoadAsync(string name, EncoderManifest manifest, CancellationToken cancellationToken)
+    public Task<StoredProbe> LoadAsync(string name, string model, EncoderManifest manifest, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ProbeStore.ValidateName(name);
-        var (data, bundled) = Stores(manifest.Name);
+        var (data, bundled) = Stores(model);
         if (File.Exists(data.PathOf(name)))
         {
             return data.LoadForModelAsync(name, manifest, cancellationToken);
@@ -47,7 +48,7 @@ public sealed class ProbeCatalog(IOptions<CvrlServeOptions> options)
             return bundled.LoadForModelAsync(name, manifest, cancellationToken);
         }
 
-        throw new ProbeNotFoundException(name, manifest.Name, List(manifest.Name).Select(p => p.Name).ToArray());
+        throw new ProbeNotFoundException(name, model, List(model).Select(p => p.Name).ToArray());
     }
 
     /// <summary>

@@ -29,12 +29,13 @@ public static class Problems
 
     public static ProblemHttpResult UnsupportedMediaType(string detail) => Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media", "Unsupported media", detail);
 
-    /// <summary>The problem for one of Core's errors; <paramref name="retryAfter"/> is what the Retry-After header must say, if anything.</summary>
+    /// <summary>The problem for one of Core's errors, and what the Retry-After header must say, if anything.</summary>
     public static (ProblemHttpResult Problem, TimeSpan? RetryAfter) From(CvrlException error)
     {
         ArgumentNullException.ThrowIfNull(error);
         return error switch
         {
+            ProbeReadOnlyException e => (Conflict(e.Message), null),
             LimitExceededException { Limit: Limit.FileSize } e => (TooLarge((long)e.Maximum), null),
             LimitExceededException { Limit: Limit.QueuedBytes } e => (Create(StatusCodes.Status503ServiceUnavailable, "overloaded", "Service busy", e.Message), TimeSpan.FromSeconds(2)),
             LimitExceededException e => (Create(StatusCodes.Status422UnprocessableEntity, "limit-exceeded", "Limit exceeded", e.Message, new Dictionary<string, object?>

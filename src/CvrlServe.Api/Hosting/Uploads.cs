@@ -95,7 +95,7 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
             MultipartSection? section;
             while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
             {
-                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.IsFormDisposition())
+                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
                 {
                     throw new ApiProblemException(Problems.Invalid("Content-Disposition", "Every part needs Content-Disposition: form-data with a name."));
                 }

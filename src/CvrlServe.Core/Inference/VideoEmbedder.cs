@@ -24,14 +24,23 @@ public sealed class VideoEmbedder(VideoReader reader)
 {
     public VideoReader Reader => reader;
 
-    public async Task<VideoEmbedding> EmbedAsync(EncoderModel model, string path, VideoLimits? limits = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The video's embedding in <paramref name="model"/>'s space: the manifest's evaluation clips (or
+    /// <paramref name="clips"/> of them, spread the same way), every crop, averaged. Throws Core's typed errors.
+    /// </summary>
+    public async Task<VideoEmbedding> EmbedAsync(EncoderModel model, string path, VideoLimits? limits = null, int? clips = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (clips is < 1 or > EncoderManifest.MaxClips)
+        {
+            throw new InvalidRequestException($"Clips must be 1–{EncoderManifest.MaxClips}.");
+        }
+
         var manifest = model.Manifest;
         var total = Stopwatch.StartNew();
         var media = await reader.GetMediaInfoAsync(path, limits, cancellationToken);
         var probeTime = total.Elapsed;
-        var plan = SamplingPlan.Evaluation(media.Grid(manifest.View.TargetFps), manifest.Clip(), manifest.View.Clips);
+        var plan = SamplingPlan.Evaluation(media.Grid(manifest.View.TargetFps), manifest.Clip(), clips ?? manifest.View.Clips);
         var views = await EmbedViewsAsync(model, media, plan, manifest.Geometry(), limits, cancellationToken);
 
         int crops = views.Embeddings.Length / plan.Clips.Count;

@@ -16,7 +16,7 @@ internal sealed class TinyEncoder : IAsyncDisposable
     public EncoderModel Model => _model;
 
     public Task<VideoEmbedding> EmbedAsync(VideoReader reader, string path, VideoLimits? limits = null, CancellationToken cancellationToken = default) =>
-        new VideoEmbedder(reader).EmbedAsync(_model, path, limits, cancellationToken);
+        new VideoEmbedder(reader).EmbedAsync(_model, path, limits, cancellationToken: cancellationToken);
 
     /// <summary>Null when the embedding is usable (the model's dimension, finite, unit L2 norm); else what is wrong.</summary>
     public static string? Problem(VideoEmbedding embedding)

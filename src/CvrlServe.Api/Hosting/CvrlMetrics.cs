@@ -1,0 +1,74 @@
+using System.Diagnostics.Metrics;
+using CvrlServe.Core.Video;
+
+namespace CvrlServe.Api.Hosting;
+
+/// <summary>
+/// The service's instruments (System.Diagnostics.Metrics, meter <c>CvrlServe</c>), exported at /metrics with
+/// the HTTP request metrics by prometheus-net: stage times, batch sizes, the batcher queue, the decoded-memory
+/// budget in use, and which execution provider each model runs on.
+/// </summary>
+public sealed class CvrlMetrics : IDisposable
+{
+    public const string MeterName = "CvrlServe";
+    private readonly Meter _meter;
+    private readonly Histogram<double> _decode;
+    private readonly Histogram<double> _inference;
+    private readonly Histogram<double> _queue;
+    private readonly Histogram<int> _clips;
+
+    public CvrlMetrics(IMeterFactory meters, VideoReader reader, ModelRegistryService models)
+    {
+        ArgumentNullException.ThrowIfNull(meters);
+        _meter = meters.Create(MeterName);
+        double[] seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+        _decode = _meter.CreateHistogram("decode_duration", "s", "Probe and decode time per video", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
+        _inference = _meter.CreateHistogram("inference_duration", "s", "Encoder time per video (its batches)", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
+        _queue = _meter.CreateHistogram("batch_queue_wait", "s", "Time a video's clips waited for the encoder", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
+        _clips = _meter.CreateHistogram("request_clips", "{clip}", "Clips (views) per request sent to the encoder", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128] });
+        _meter.CreateObservableGauge("decoded_memory_in_use", () => reader.MemoryBudget.InUseBytes, "By", "Decoded-memory budget in use");
+        _meter.CreateObservableGauge("decoded_memory_budget", () => reader.MemoryBudget.CapacityBytes, "By", "Decoded-memory budget");
+        _meter.CreateObservableGauge("decoded_memory_waiting", () => reader.MemoryBudget.Waiting, "{request}", "Requests waiting for the decoded-memory budget");
+        _meter.CreateObservableGauge("batch_queue_length", () => Leased(models, m => (long)m.Batcher.Statistics.Queued), "{clip}", "Clips waiting for the encoder, by model");
+        _meter.CreateObservableCounter("batches", () => Leased(models, m => m.Batcher.Statistics.Batches), "{batch}", "Encoder batches run, by model");
+        _meter.CreateObservableCounter("batched_clips", () => Leased(models, m => m.Batcher.Statistics.Clips), "{clip}", "Clips run through the encoder, by model (÷ batches = mean batch size)");
+        _meter.CreateObservableGauge("largest_batch", () => Leased(models, m => (long)m.Batcher.Statistics.LargestBatch), "{clip}", "Largest batch so far, by model");
+        _meter.CreateObservableGauge("model_ready", () => models.Registry.List().Select(s =>
+            new Measurement<int>(s.Ready ? 1 : 0, new KeyValuePair<string, object?>("model", s.Name), new KeyValuePair<string, object?>("provider", s.Provider ?? "none"))),
+            null, "1 when the model is loaded and serving, by model and execution provider");
+    }
+
+    /// <summary>Records one embedded video's stage times and view count.</summary>
+    public void Record(Core.Inference.StageTimings timings, int views)
+    {
+        ArgumentNullException.ThrowIfNull(timings);
+        _decode.Record((timings.Probe + timings.Decode).TotalSeconds);
+        _inference.Record(timings.Inference.TotalSeconds);
+        _queue.Record(timings.Queue.TotalSeconds);
+        _clips.Record(views);
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private static IEnumerable<Measurement<long>> Leased(ModelRegistryService models, Func<Core.Inference.EncoderModel, long> read)
+    {
+        foreach (var status in models.Registry.List().Where(s => s.Ready))
+        {
+            long? value = null;
+            try
+            {
+                using var lease = models.Registry.Acquire(status.Name);
+                value = read(lease.Model);
+            }
+            catch (CvrlServe.Core.CvrlException)
+            {
+                // Swapped or retired between List and Acquire: skip it this scrape.
+            }
+
+            if (value is { } v)
+            {
+                yield return new Measurement<long>(v, new KeyValuePair<string, object?>("model", status.Name));
+            }
+        }
+    }
+}

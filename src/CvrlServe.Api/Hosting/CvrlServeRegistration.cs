@@ -1,0 +1,184 @@
+using System.Net;
+using System.Reflection;
+using System.Threading.RateLimiting;
+using CvrlServe.Api.Resources;
+using CvrlServe.Core.Inference;
+using CvrlServe.Core.Video;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using Prometheus;
+
+namespace CvrlServe.Api.Hosting;
+
+/// <summary>The service's composition: <see cref="AddCvrlServe"/> registers, <see cref="UseCvrlServe"/> builds the pipeline and maps the API.</summary>
+public static class CvrlServeRegistration
+{
+    public const string RateLimitPolicy = "per-client";
+
+    public static WebApplicationBuilder AddCvrlServe(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.AddOptions<CvrlServeOptions>().BindConfiguration(CvrlServeOptions.Section)
+            .ValidateDataAnnotations()
+            .Validate(o => Directory.Exists(o.FullModelsFolder), "Cvrl:ModelsFolder does not exist.")
+            .Validate(o => IsWritable(o.FullDataFolder), "Cvrl:DataFolder cannot be created or written.")
+            .ValidateOnStart();
+
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value;
+            return new VideoReader(new VideoReaderOptions
+            {
+                MaxConcurrentProcesses = o.MaxConcurrentProcesses,
+                DecodedMemoryBudgetBytes = o.DecodedMemoryBudgetBytes,
+                MaxWaitingDecodes = o.MaxWaitingDecodes,
+                Limits = new VideoLimits
+                {
+                    MaxFileBytes = o.MaxUploadBytes,
+                    MaxDuration = TimeSpan.FromSeconds(o.MaxDurationSeconds),
+                    MaxPixelsPerFrame = o.MaxPixelsPerFrame,
+                    MaxDecodedBytes = o.DecodedMemoryBudgetBytes,
+                    ProcessTimeout = TimeSpan.FromSeconds(o.RequestTimeoutSeconds),
+                },
+            });
+        });
+        services.AddSingleton<VideoEmbedder>();
+        services.AddSingleton<ModelRegistryService>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelRegistryService>());
+        services.AddSingleton<ProbeCatalog>();
+        services.AddSingleton<UploadReader>();
+        services.AddSingleton<CvrlMetrics>();
+
+        services.AddProblemDetails();
+        services.AddExceptionHandler<CvrlExceptionHandler>();
+        services.AddAuthentication(ApiKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(ApiKeyHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(ApiKeyHandler.AdminPolicy, p => p.RequireRole("admin"))
+            .AddPolicy(ApiKeyHandler.ClientPolicy, p => p.RequireAuthenticatedUser());
+        services.AddRateLimiter(AddRateLimits);
+        services.AddOptions<ForwardedHeadersOptions>().Configure<IOptions<CvrlServeOptions>>((forwarded, o) =>
+        {
+            forwarded.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            // Only the configured proxies are believed: not even loopback by default.
+            forwarded.KnownIPNetworks.Clear();
+            forwarded.KnownProxies.Clear();
+            foreach (string proxy in o.Value.KnownProxies)
+            {
+                forwarded.KnownProxies.Add(IPAddress.Parse(proxy));
+            }
+        });
+        services.AddHealthChecks()
+            .AddCheck<ModelsReadyCheck>("models", tags: ["ready"])
+            .AddCheck<FfmpegCheck>("ffmpeg", tags: ["ready"]);
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(AddSwaggerDocument);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        return builder;
+    }
+
+    public static WebApplication UseCvrlServe(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.Services.GetRequiredService<UploadReader>().DeleteLeftovers();
+        app.UseForwardedHeaders();
+        // Outside the exception handler, so the status recorded is the one the client got.
+        app.UseHttpMetrics();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+        app.UseSwagger();
+        app.UseSwaggerUI(ui =>
+        {
+            ui.SwaggerEndpoint("/swagger/v1/swagger.json", "CvrlServe v1");
+            ui.DocumentTitle = "CvrlServe API";
+        });
+
+        var v1 = app.MapGroup("/v1").RequireRateLimiting(RateLimitPolicy);
+        if (app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value.Keys.RequireKey)
+        {
+            v1.RequireAuthorization(ApiKeyHandler.ClientPolicy);
+        }
+
+        v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapMetrics("/metrics");
+        return app;
+    }
+
+    private static void AddRateLimits(RateLimiterOptions limiter)
+    {
+        limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+        limiter.OnRejected = async (context, _) =>
+        {
+            TimeSpan? retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+            await Problems.WriteAsync(context.HttpContext, Problems.Create(StatusCodes.Status429TooManyRequests, "rate-limited", "Too many requests",
+                "This client sent more requests than its rate limit allows. Retry after the time in Retry-After."), retryAfter);
+        };
+        limiter.AddPolicy(RateLimitPolicy, context =>
+        {
+            var o = context.RequestServices.GetRequiredService<IOptions<CvrlServeOptions>>().Value.RateLimit;
+            if (o.PermitsPerWindow == 0)
+            {
+                return RateLimitPartition.GetNoLimiter("off");
+            }
+
+            // The key's identity when the client sent a valid one, else its address (after trusted proxies).
+            string client = context.User.Identity?.IsAuthenticated == true ? context.User.Identity.Name! : "ip:" + context.Connection.RemoteIpAddress;
+            return RateLimitPartition.GetFixedWindowLimiter(client, _ => new FixedWindowRateLimiterOptions
+            {
+                PermitLimit = o.PermitsPerWindow,
+                Window = TimeSpan.FromSeconds(o.WindowSeconds),
+                QueueLimit = o.QueueLimit,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            });
+        });
+    }
+
+    private static void AddSwaggerDocument(Swashbuckle.AspNetCore.SwaggerGen.SwaggerGenOptions swagger)
+    {
+        swagger.SwaggerDoc("v1", new OpenApiInfo
+        {
+            Title = "CvrlServe",
+            Version = "v1",
+            Description = "Self-supervised video embeddings (CVRL) and linear-probe classification. Errors are application/problem+json with a stable `type` (urn:cvrlserve:problem:…).",
+        });
+        string xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
+        if (File.Exists(xml))
+        {
+            swagger.IncludeXmlComments(xml);
+        }
+
+        swagger.AddSecurityDefinition(ApiKeyHandler.SchemeName, new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.ApiKey,
+            In = ParameterLocation.Header,
+            Name = ApiKeyHandler.HeaderName,
+            Description = "An API key: needed for admin endpoints, and for every endpoint when the service requires keys.",
+        });
+    }
+
+    private static bool IsWritable(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            string probe = Path.Combine(folder, $".write-check-{Guid.NewGuid():N}");
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+}

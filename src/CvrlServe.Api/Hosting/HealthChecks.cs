@@ -1,0 +1,46 @@
+using CvrlServe.Core.Video;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace CvrlServe.Api.Hosting;
+
+/// <summary>Ready when the first load of every model is done and the default model serves (warmed: sessions warm up as they load).</summary>
+public sealed class ModelsReadyCheck(ModelRegistryService models) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (!models.Started.IsCompletedSuccessfully)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(models.Started.IsFaulted ? "the models folder could not be read" : "models are loading"));
+        }
+
+        var statuses = models.Registry.List();
+        var data = statuses.ToDictionary(s => s.Name, s => (object)(s.Ready ? "ready" : s.Error ?? "loading"));
+        string? name = models.Registry.DefaultName;
+        return Task.FromResult(name is not null && statuses.Any(s => s.Name == name && s.Ready)
+            ? HealthCheckResult.Healthy($"default model '{name}' ready", data)
+            : HealthCheckResult.Unhealthy(statuses.Count == 0 ? "no model in the models folder" : "the default model is not ready", data: data));
+    }
+}
+
+/// <summary>Ready when ffmpeg and ffprobe can be found (checked once; they do not come and go).</summary>
+public sealed class FfmpegCheck(VideoReader reader) : IHealthCheck
+{
+    private readonly Lazy<string?> _missing = new(() => Missing(reader.Options.BinaryFolder));
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_missing.Value is { } missing ? HealthCheckResult.Unhealthy($"{missing} not found") : HealthCheckResult.Healthy("ffmpeg and ffprobe found"));
+
+    private static string? Missing(string? folder)
+    {
+        string[] paths = folder is not null ? [folder] : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
+        foreach (string tool in new[] { "ffmpeg", "ffprobe" })
+        {
+            if (!paths.Any(p => File.Exists(Path.Combine(p, tool))))
+            {
+                return tool;
+            }
+        }
+
+        return null;
+    }
+}
