@@ -17,15 +17,35 @@ public sealed class CvrlMetrics : IDisposable
     private readonly Histogram<double> _queue;
     private readonly Histogram<int> _clips;
 
+    private static readonly double[] Seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+    private static readonly double[] Counts = [1, 2, 4, 8, 16, 32, 64, 128];
+
+    /// <summary>Bucket boundaries for the exporter: seconds for durations, powers of two for counts.</summary>
+    public static double[] BucketsOf(Instrument instrument)
+    {
+        ArgumentNullException.ThrowIfNull(instrument);
+        return instrument.Unit == "s" ? Seconds : Counts;
+    }
+
+    private static readonly Lazy<IDisposable> Exporter = new(() =>
+    {
+        // One adapter for the process, ours, with our buckets: prometheus-net's default one would start
+        // lazily and re-creating it drops its instrument names (they are static in the adapter).
+        Prometheus.Metrics.SuppressDefaultMetrics(new Prometheus.SuppressDefaultMetricOptions { SuppressMeters = true });
+        return Prometheus.MeterAdapter.StartListening(new Prometheus.MeterAdapterOptions { ResolveHistogramBuckets = BucketsOf });
+    });
+
+    /// <summary>Publishes every .NET meter (ours, ASP.NET Core's, the runtime's) to prometheus-net's registry; idempotent.</summary>
+    public static void StartExporter() => _ = Exporter.Value;
+
     public CvrlMetrics(IMeterFactory meters, VideoReader reader, ModelRegistryService models)
     {
         ArgumentNullException.ThrowIfNull(meters);
         _meter = meters.Create(MeterName);
-        double[] seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-        _decode = _meter.CreateHistogram("decode_duration", "s", "Probe and decode time per video", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
-        _inference = _meter.CreateHistogram("inference_duration", "s", "Encoder time per video (its batches)", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
-        _queue = _meter.CreateHistogram("batch_queue_wait", "s", "Time a video's clips waited for the encoder", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = seconds });
-        _clips = _meter.CreateHistogram("request_clips", "{clip}", "Clips (views) per request sent to the encoder", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128] });
+        _decode = _meter.CreateHistogram<double>("decode_duration", "s", "Probe and decode time per video");
+        _inference = _meter.CreateHistogram<double>("inference_duration", "s", "Encoder time per video (its batches)");
+        _queue = _meter.CreateHistogram<double>("batch_queue_wait", "s", "Time a video's clips waited for the encoder");
+        _clips = _meter.CreateHistogram<int>("request_clips", "{clip}", "Clips (views) per request sent to the encoder");
         _meter.CreateObservableGauge("decoded_memory_in_use", () => reader.MemoryBudget.InUseBytes, "By", "Decoded-memory budget in use");
         _meter.CreateObservableGauge("decoded_memory_budget", () => reader.MemoryBudget.CapacityBytes, "By", "Decoded-memory budget");
         _meter.CreateObservableGauge("decoded_memory_waiting", () => reader.MemoryBudget.Waiting, "{request}", "Requests waiting for the decoded-memory budget");

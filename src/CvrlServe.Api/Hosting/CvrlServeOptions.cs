@@ -38,7 +38,7 @@ public sealed class CvrlServeOptions : IValidatableObject
     public long MaxPixelsPerFrame { get; set; } = 3840L * 2160;
 
     /// <summary>Everything one request may take (upload excluded): past it the request is stopped with 504 and its ffmpeg killed.</summary>
-    [Range(1, 3600)]
+    [Range(0.01, 3600)]
     public double RequestTimeoutSeconds { get; set; } = 120;
 
     /// <summary>Bytes of decoded frames and tensors all requests together may hold; a request waits for its share.</summary>

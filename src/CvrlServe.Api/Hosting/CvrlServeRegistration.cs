@@ -53,8 +53,9 @@ public static class CvrlServeRegistration
         services.AddSingleton<ProbeCatalog>();
         services.AddSingleton<UploadReader>();
         services.AddSingleton<CvrlMetrics>();
+        CvrlMetrics.StartExporter();
 
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Stabilize);
         services.AddExceptionHandler<CvrlExceptionHandler>();
         services.AddAuthentication(ApiKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(ApiKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -86,6 +87,7 @@ public static class CvrlServeRegistration
     {
         ArgumentNullException.ThrowIfNull(app);
         app.Services.GetRequiredService<UploadReader>().DeleteLeftovers();
+        app.Services.GetRequiredService<CvrlMetrics>();
         app.UseForwardedHeaders();
         // Outside the exception handler, so the status recorded is the one the client got.
         app.UseHttpMetrics();

@@ -59,6 +59,38 @@ public static class Problems
         };
     }
 
+    /// <summary>
+    /// Gives the problems ASP.NET Core writes itself (routing's 404/405/415, status-code pages, model binding)
+    /// the same stable types as ours.
+    /// </summary>
+    public static void Stabilize(ProblemDetailsContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var problem = context.ProblemDetails;
+        if (problem.Type?.StartsWith(TypePrefix, StringComparison.Ordinal) == true)
+        {
+            return;
+        }
+
+        problem.Type = TypePrefix + (problem.Status switch
+        {
+            400 => "bad-request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not-found",
+            405 => "method-not-allowed",
+            413 => "payload-too-large",
+            415 => "unsupported-media",
+            429 => "rate-limited",
+            _ when problem.Status >= 500 => "internal",
+            _ => "error",
+        });
+        if (problem.Status == 415)
+        {
+            problem.Detail ??= "Send multipart/form-data for uploads and application/json for JSON bodies.";
+        }
+    }
+
     private static string JsonNamingPolicyName(string name) => char.ToLowerInvariant(name[0]) + name[1..];
 
     /// <summary>Writes a problem, with Retry-After when it has one.</summary>
