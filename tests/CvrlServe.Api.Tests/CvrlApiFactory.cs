@@ -1,7 +1,7 @@
-using Microsoft.Extensions.DependencyInjection;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CvrlServe.Api.Tests;
 
@@ -74,7 +74,7 @@ public sealed class CvrlApiFactory : WebApplicationFactory<Program>
     public async Task StartedAsync()
     {
         _ = Server; // builds the host
-        await Services.GetRequiredService<Hosting.ModelRegistryService>().Started.WaitAsync(TimeSpan.FromMinutes(2));
+        await Services.GetRequiredService<CvrlServe.Api.Hosting.ModelRegistryService>().Started.WaitAsync(TimeSpan.FromMinutes(2));
     }
 
     public static MultipartFormDataContent Form(string videoPath, params (string Name, string Value)[] fields)
@@ -107,4 +107,9 @@ public sealed class CvrlApiFactory : WebApplicationFactory<Program>
             Directory.Delete(Root, recursive: true);
         }
     }
+}
+
+internal static class ServiceProviderExtensions
+{
+    public static CvrlServe.Core.Video.VideoReader GetReader(this IServiceProvider services) => services.GetRequiredService<CvrlServe.Core.Video.VideoReader>();
 }

@@ -29,8 +29,10 @@ public sealed class CvrlMetrics : IDisposable
 
     private static readonly Lazy<IDisposable> Exporter = new(() =>
     {
-        // One adapter for the process, ours, with our buckets: prometheus-net's default one would start
-        // lazily and re-creating it drops its instrument names (they are static in the adapter).
+        // One adapter for the process, ours, with our buckets, listening from the start: prometheus-net's
+        // default one starts at the first scrape (missing what was recorded before), and replacing it drops
+        // the instrument names it keeps statically. Several hosts in one process (tests) share it and the
+        // default registry; their observable gauges then overwrite each other.
         Prometheus.Metrics.SuppressDefaultMetrics(new Prometheus.SuppressDefaultMetricOptions { SuppressMeters = true });
         return Prometheus.MeterAdapter.StartListening(new Prometheus.MeterAdapterOptions { ResolveHistogramBuckets = BucketsOf });
     });

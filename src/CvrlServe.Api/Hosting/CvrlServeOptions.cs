@@ -42,7 +42,7 @@ public sealed class CvrlServeOptions : IValidatableObject
     public double RequestTimeoutSeconds { get; set; } = 120;
 
     /// <summary>Bytes of decoded frames and tensors all requests together may hold; a request waits for its share.</summary>
-    [Range(16L * 1024 * 1024, 1L << 40)]
+    [Range(1L << 20, 1L << 40)]
     public long DecodedMemoryBudgetBytes { get; set; } = 1L << 30;
 
     /// <summary>Requests that may wait for the memory budget before more are refused with 503.</summary>

@@ -57,6 +57,8 @@ public static class CvrlServeRegistration
 
         services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Stabilize);
         services.AddExceptionHandler<CvrlExceptionHandler>();
+        services.AddSingleton<CvrlExceptionHandler>();
+        services.AddSingleton<ProblemFilter>();
         services.AddAuthentication(ApiKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(ApiKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(ApiKeyHandler.AdminPolicy, p => p.RequireRole("admin"))
@@ -103,7 +105,7 @@ public static class CvrlServeRegistration
             ui.DocumentTitle = "CvrlServe API";
         });
 
-        var v1 = app.MapGroup("/v1").RequireRateLimiting(RateLimitPolicy);
+        var v1 = app.MapGroup("/v1").RequireRateLimiting(RateLimitPolicy).AddEndpointFilter<ProblemFilter>();
         if (app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value.Keys.RequireKey)
         {
             v1.RequireAuthorization(ApiKeyHandler.ClientPolicy);

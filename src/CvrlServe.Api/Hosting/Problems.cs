@@ -124,6 +124,15 @@ public sealed partial class CvrlExceptionHandler(ILogger<CvrlExceptionHandler> l
             return true;
         }
 
+        var (problem, retryAfter) = Describe(httpContext, exception);
+        await Problems.WriteAsync(httpContext, problem, retryAfter);
+        return true;
+    }
+
+    /// <summary>The problem for <paramref name="exception"/>, logged with the request id (Core's detail goes to the log only).</summary>
+    public (ProblemHttpResult Problem, TimeSpan? RetryAfter) Describe(HttpContext httpContext, Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
         var (problem, retryAfter) = exception switch
         {
             ApiProblemException e => (e.Problem, e.RetryAfter),
@@ -142,8 +151,7 @@ public sealed partial class CvrlExceptionHandler(ILogger<CvrlExceptionHandler> l
             LogUnhandled(logger, exception, httpContext.TraceIdentifier);
         }
 
-        await Problems.WriteAsync(httpContext, problem, retryAfter);
-        return true;
+        return (problem, retryAfter);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Request {RequestId}: the client disconnected")]
@@ -154,4 +162,31 @@ public sealed partial class CvrlExceptionHandler(ILogger<CvrlExceptionHandler> l
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} failed")]
     private static partial void LogUnhandled(ILogger logger, Exception exception, string requestId);
+}
+
+/// <summary>
+/// Answers the errors of the /v1 endpoints as their problems inside the endpoint, so routing, metrics
+/// (route and status) and logs see the endpoint that failed; the exception handler stays the backstop.
+/// </summary>
+public sealed class ProblemFilter(CvrlExceptionHandler handler) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        try
+        {
+            return await next(context);
+        }
+        catch (Exception e) when (e is ApiProblemException or CvrlException or BadHttpRequestException && !context.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            var (problem, retryAfter) = handler.Describe(context.HttpContext, e);
+            if (retryAfter is { } wait)
+            {
+                context.HttpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            return problem;
+        }
+    }
 }

@@ -1,0 +1,100 @@
+using System.Net;
+using System.Text.Json;
+
+namespace CvrlServe.Api.Tests.Hosting;
+
+/// <summary>Health, metrics and the OpenAPI document as a gateway, Prometheus and a client generator see them.</summary>
+[Collection(SerialMetrics.Name)]
+public sealed class OperationsTests(ApiVideos videos)
+{
+    [Fact]
+    public async Task Health_LiveAlways_ReadyOnlyWhenTheDefaultModelServes()
+    {
+        await using var broken = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DefaultModel"] = CvrlApiFactory.Model },
+            prepareModels: models => File.WriteAllBytes(Path.Combine(models, CvrlApiFactory.Model, "encoder.onnx"), [1, 2, 3]));
+        await broken.StartedAsync();
+        using var client = broken.Client();
+        using (var live = await client.GetAsync(new Uri("/health/live", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        }
+
+        using (var ready = await client.GetAsync(new Uri("/health/ready", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        }
+
+        await using var good = new CvrlApiFactory();
+        await good.StartedAsync();
+        using var goodClient = good.Client();
+        using var goodReady = await goodClient.GetAsync(new Uri("/health/ready", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, goodReady.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metrics_AfterRequests_RouteStatusLatencyBudgetStagesAndProvider()
+    {
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DecodedMemoryBudgetBytes"] = "123456789" });
+        await app.StartedAsync();
+        using var client = app.Client();
+        string before = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        await ApiCalls.EmbedAsync(client, videos.Path("red-0.mp4"));
+        using (await client.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(videos.Path("text.mp4"))))
+        {
+        }
+
+        using (var five = await client.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(videos.Path("moving.mp4"), ("clips", "5"))))
+        {
+            Assert.Equal(HttpStatusCode.OK, five.StatusCode);
+        }
+
+        string metrics = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        double Delta(string series) => MetricsText.Value(metrics, series) - MetricsText.Value(before, series);
+        Assert.Equal(2, Delta("http_request_duration_seconds_count{code=\"200\",method=\"POST\",controller=\"\",action=\"\",endpoint=\"/v1/embeddings\"}"));
+        Assert.Equal(1, Delta("http_request_duration_seconds_count{code=\"415\",method=\"POST\",controller=\"\",action=\"\",endpoint=\"/v1/embeddings\"}"));
+        Assert.Equal(123456789, MetricsText.Value(metrics, "cvrlserve_decoded_memory_budget"));
+        Assert.Contains("\ncvrlserve_decoded_memory_in_use 0\n", metrics, StringComparison.Ordinal);
+        Assert.Equal(2, Delta("cvrlserve_decode_duration_count"));
+        Assert.Equal(2, Delta("cvrlserve_inference_duration_count"));
+        // The tiny model's 2 clips × 1 crop, then 5 clips: one request in each of the buckets ≤2 and (4, 8].
+        Assert.Equal(1, Delta("cvrlserve_request_clips_bucket{le=\"2\"}"));
+        Assert.Equal(1, Delta("cvrlserve_request_clips_bucket{le=\"4\"}"));
+        Assert.Equal(2, Delta("cvrlserve_request_clips_bucket{le=\"8\"}"));
+        Assert.Contains($"cvrlserve_model_ready{{model=\"{CvrlApiFactory.Model}\",provider=\"CPUExecutionProvider\"}} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains($"cvrlserve_batch_queue_length{{model=\"{CvrlApiFactory.Model}\"}} 0", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OpenApi_UploadsAreMultipartWithABinaryFile_EveryDocumentedProblemListed()
+    {
+        await using var app = new CvrlApiFactory();
+        using var client = app.Client();
+        var document = JsonDocument.Parse(await client.GetStringAsync(new Uri("/swagger/v1/swagger.json", UriKind.Relative))).RootElement;
+        var paths = document.GetProperty("paths");
+        foreach (string path in new[] { "/v1/embeddings", "/v1/classify" })
+        {
+            var post = paths.GetProperty(path).GetProperty("post");
+            var schema = post.GetProperty("requestBody").GetProperty("content").GetProperty("multipart/form-data").GetProperty("schema");
+            var file = Resolve(document, schema).GetProperty("properties").GetProperty("file");
+            Assert.Equal("binary", Resolve(document, file).GetProperty("format").GetString());
+            var responses = post.GetProperty("responses");
+            foreach (string status in new[] { "200", "400", "401", "404", "413", "415", "422", "429", "503", "504" })
+            {
+                Assert.True(responses.TryGetProperty(status, out _), $"{path} does not document {status}");
+            }
+
+            Assert.False(string.IsNullOrWhiteSpace(post.GetProperty("summary").GetString()));
+        }
+
+        foreach (string path in new[] { "/v1/models", "/v1/classify/embedding", "/v1/probes", "/v1/probes/{model}/{name}" })
+        {
+            Assert.True(paths.TryGetProperty(path, out _), $"{path} is not in the document");
+        }
+    }
+
+    /// <summary>The schema itself, following one $ref into components.</summary>
+    private static JsonElement Resolve(JsonElement document, JsonElement schema) =>
+        schema.TryGetProperty("$ref", out var reference)
+            ? document.GetProperty("components").GetProperty("schemas").GetProperty(reference.GetString()!.Split('/')[^1])
+            : schema;
+}
