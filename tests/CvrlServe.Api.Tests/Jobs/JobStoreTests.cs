@@ -187,10 +187,19 @@ public sealed class JobStoreTests : IDisposable
         var store = NewStore();
         var job = await store.CreateAsync("embed", null, CancellationToken.None);
 
-        await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => store.UpdateAsync(job.Id, j => j with
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var updates = Enumerable.Range(0, 50).Select(_ => Task.Run(async () =>
         {
-            Message = (int.Parse(j.Message ?? "0", CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture),
-        }, CancellationToken.None))));
+            await start.Task;
+            await store.UpdateAsync(job.Id, j =>
+            {
+                // Holding the record a moment widens the window in which an unserialized update would be lost.
+                Thread.Sleep(2);
+                return j with { Message = (int.Parse(j.Message ?? "0", CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture) };
+            }, CancellationToken.None);
+        })).ToArray();
+        start.SetResult();
+        await Task.WhenAll(updates);
 
         Assert.Equal("50", (await NewStore().GetAsync(job.Id, CancellationToken.None))!.Message);
         Assert.Single(Directory.GetFiles(Folder));
