@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace CvrlServe.Api.Jobs;
+
+/// <summary>Where a background job stands. <see cref="Succeeded"/> and <see cref="Failed"/> are final.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<JobState>))]
+public enum JobState
+{
+    [JsonStringEnumMemberName("queued")]
+    Queued,
+
+    [JsonStringEnumMemberName("running")]
+    Running,
+
+    [JsonStringEnumMemberName("succeeded")]
+    Succeeded,
+
+    [JsonStringEnumMemberName("failed")]
+    Failed,
+}
+
+/// <summary>
+/// Why a job failed, shaped like problem+json so a client handles it as it handles a failed request.
+/// <see cref="Type"/> is a stable URN (for example <see cref="JobErrors.Interrupted"/>); <see cref="Detail"/>
+/// is client-safe: no server path, no tool output.
+/// </summary>
+public sealed record JobError(string Type, string Title, string Detail);
+
+/// <summary>The error types the job machinery itself assigns.</summary>
+public static class JobErrors
+{
+    /// <summary>The service stopped (crash, deploy, restart) while the job was queued or running.</summary>
+    public const string Interrupted = "urn:cvrlserve:problem:interrupted";
+}
+
+/// <summary>
+/// One background job as recorded on disk. <see cref="Progress"/> runs from 0 to 1; <see cref="Result"/> is
+/// set when the job succeeded and <see cref="Error"/> when it failed. <see cref="Owner"/> is whoever submitted
+/// it (an API key's name), so a listing can be limited to the caller's own jobs.
+/// </summary>
+public sealed record JobRecord(
+    string Id,
+    string Kind,
+    JobState State,
+    double Progress,
+    string? Message,
+    DateTimeOffset CreatedUtc,
+    DateTimeOffset UpdatedUtc,
+    string? Owner,
+    JsonElement? Result,
+    JobError? Error)
+{
+    /// <summary>True once the job succeeded or failed; a finished job never changes again.</summary>
+    [JsonIgnore]
+    public bool IsFinished => State is JobState.Succeeded or JobState.Failed;
+}
