@@ -53,6 +53,9 @@ public static class CvrlServeRegistration
         services.AddSingleton<ProbeCatalog>();
         services.AddSingleton<UploadReader>();
         services.AddSingleton<CvrlMetrics>();
+        services.AddSingleton(sp => new Jobs.JobStore(Path.Combine(sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value.FullDataFolder, "jobs"), sp.GetRequiredService<ILogger<Jobs.JobStore>>()));
+        services.AddSingleton<Jobs.ProbeArchiveJobs>();
+        services.AddHostedService(sp => sp.GetRequiredService<Jobs.ProbeArchiveJobs>());
         CvrlMetrics.StartExporter();
 
         services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Stabilize);
@@ -111,7 +114,7 @@ public static class CvrlServeRegistration
             v1.RequireAuthorization(ApiKeyHandler.ClientPolicy);
         }
 
-        v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi();
+        v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi().MapJobsApi();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapMetrics("/metrics");

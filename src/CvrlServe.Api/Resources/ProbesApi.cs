@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using CvrlServe.Api.Hosting;
+using CvrlServe.Api.Jobs;
+using CvrlServe.Core;
 using CvrlServe.Core.Probes;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -14,6 +16,22 @@ public sealed record ProbeExample(string Label, float[] Embedding);
 /// <param name="ModelId">The model id the embeddings came with; refused if it is not the model's.</param>
 /// <param name="L2">L2 strengths to sweep on a held-out fifth of the examples; by default 0 and a decade ladder.</param>
 public sealed record TrainProbeRequest(string Name, string? Model, string ModelId, IReadOnlyList<ProbeExample> Examples, double[]? L2 = null);
+
+/// <summary>The multipart form of <c>POST /v1/probes/archive</c>.</summary>
+public sealed class ProbeArchiveForm
+{
+    /// <summary>A .zip of class folders of videos.</summary>
+    public required IFormFile File { get; init; }
+
+    /// <summary>The probe's name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The model's name; the default model when absent.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Training clips per video (1–64, default 4), each with its own random crop and flip.</summary>
+    public int? ClipsPerVideo { get; init; }
+}
 
 /// <summary>A probe with its record: classes, training, the L2 sweep.</summary>
 public sealed record ProbeResponse(ProbeSummary Probe, double L2, IReadOnlyList<SweepResult> Sweep, string? Preset);
@@ -29,6 +47,14 @@ public static class ProbesApi
             .WithDescription("Fits a linear classifier (L-BFGS logistic regression on standardized features, L2 chosen on a held-out fifth) on embeddings of one model and saves it in the data folder under `name`, replacing a runtime probe of that name. Needs an admin key.")
             .RequireAuthorization(ApiKeyHandler.AdminPolicy)
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(403).ProducesProblem(404).ProducesProblem(409).ProducesProblem(413).ProducesProblem(503);
+        v1.MapPost("/probes/archive", TrainFromArchiveAsync).WithName("TrainProbeFromArchive").WithTags("Probes")
+            .WithSummary("Train a probe from a zip of class folders of videos (admin; a background job)")
+            .WithDescription("Upload a .zip whose folders are the classes (`CLASS/video.mp4`, optionally under one top folder). Answers 202 with the job; follow it at /v1/jobs/{id}. The archive is extracted safely (no traversal, links or bombs), each video gives `clipsPerVideo` training clips with the evaluation protocol's random crops and flips, and the probe is saved in the data folder.")
+            .Accepts<ProbeArchiveForm>("multipart/form-data")
+            .RequireAuthorization(ApiKeyHandler.AdminPolicy)
+            .Produces<JobRecord>(StatusCodes.Status202Accepted)
+            .WithUploadProblems()
+            .DisableAntiforgery();
         v1.MapGet("/probes/{model}/{name}", GetAsync).WithName("GetProbe").WithTags("Probes")
             .WithSummary("A probe's record")
             .ProducesProblem(404).ProducesProblem(503);
@@ -113,6 +139,34 @@ public static class ProbesApi
         await probes.DataStore(lease.Model.Name).SaveAsync(metadata, probe, cancellationToken);
         var summary = ModelsApi.Summary(metadata, lease.Model.Name, readOnly: false);
         return TypedResults.Created($"/v1/probes/{Uri.EscapeDataString(lease.Model.Name)}/{Uri.EscapeDataString(request.Name)}", new ProbeResponse(summary, best, sweep, null));
+    }
+
+    private static async Task<Results<Accepted<JobRecord>, ProblemHttpResult>> TrainFromArchiveAsync(
+        HttpContext context, UploadReader uploads, ModelRegistryService models, ProbeCatalog probes, JobStore jobs, ProbeArchiveJobs runner, IOptions<CvrlServeOptions> options)
+    {
+        using var upload = await uploads.ReadAsync(context.Request, "file", options.Value.MaxArchiveBytes, context.RequestAborted);
+        string name = upload.Text("name") ?? throw new ApiProblemException(Problems.Invalid("name", "Name the probe ('name')."));
+        ProbeStore.ValidateName(name);
+        int clips = upload.Number("clipsPerVideo", 1, 64) ?? 4;
+        using var lease = models.Registry.Acquire(upload.Text("model"));
+        string model = lease.Model.Name;
+        if (probes.List(model).Any(p => p.Name == name && !p.Deletable))
+        {
+            throw new ProbeReadOnlyException(name, model);
+        }
+
+        var job = await jobs.CreateAsync(ProbeArchiveJobs.Kind, JobsApi.Owner(context.User), context.RequestAborted);
+        string archive = Path.Combine(runner.WorkFolder, job.Id + ".zip");
+        File.Move(upload.Path, archive);
+        if (!runner.TryEnqueue(new ProbeArchiveJob(job.Id, archive, model, name, clips)))
+        {
+            File.Delete(archive);
+            var error = new JobError("urn:cvrlserve:problem:overloaded", "Service busy", "Too many probe-training jobs are queued.");
+            await jobs.UpdateAsync(job.Id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+            throw new OverloadedException("too many probe-training jobs are queued", TimeSpan.FromSeconds(30));
+        }
+
+        return TypedResults.Accepted($"/v1/jobs/{job.Id}", job);
     }
 
     private static async Task<Results<Ok<ProbeResponse>, ProblemHttpResult>> GetAsync(string model, string name, ModelRegistryService models, ProbeCatalog probes, CancellationToken cancellationToken)
