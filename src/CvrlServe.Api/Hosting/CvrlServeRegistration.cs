@@ -53,6 +53,7 @@ public static class CvrlServeRegistration
         services.AddSingleton<ProbeCatalog>();
         services.AddSingleton<UploadReader>();
         services.AddSingleton<CvrlMetrics>();
+        services.AddSingleton<RequestLog>();
         services.AddSingleton(sp => new Jobs.JobStore(Path.Combine(sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value.FullDataFolder, "jobs"), sp.GetRequiredService<ILogger<Jobs.JobStore>>()));
         services.AddSingleton<Jobs.ProbeArchiveJobs>();
         services.AddHostedService(sp => sp.GetRequiredService<Jobs.ProbeArchiveJobs>());
@@ -69,8 +70,9 @@ public static class CvrlServeRegistration
         services.AddRateLimiter(AddRateLimits);
         services.AddOptions<ForwardedHeadersOptions>().Configure<IOptions<CvrlServeOptions>>((forwarded, o) =>
         {
-            forwarded.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
-            // Only the configured proxies are believed: not even loopback by default.
+            // Only the configured proxies are believed, not even loopback. With no proxy configured the
+            // middleware must do nothing: given empty known lists it would believe every client's header.
+            forwarded.ForwardedHeaders = o.Value.KnownProxies.Count == 0 ? ForwardedHeaders.None : ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             forwarded.KnownIPNetworks.Clear();
             forwarded.KnownProxies.Clear();
             foreach (string proxy in o.Value.KnownProxies)

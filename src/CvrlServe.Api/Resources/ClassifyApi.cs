@@ -72,7 +72,7 @@ public static class ClassifyApi
     }
 
     private static async Task<Results<Ok<ClassifyResponse>, ProblemHttpResult>> ClassifyAsync(
-        HttpContext context, UploadReader uploads, ModelRegistryService models, ProbeCatalog probes, VideoEmbedder embedder, CvrlMetrics metrics, IOptions<CvrlServeOptions> options)
+        HttpContext context, UploadReader uploads, ModelRegistryService models, ProbeCatalog probes, VideoEmbedder embedder, CvrlMetrics metrics, RequestLog log, IOptions<CvrlServeOptions> options)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var upload = await uploads.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, context.RequestAborted);
@@ -91,6 +91,7 @@ public static class ClassifyApi
             return (scores, segments);
         });
         metrics.Record(scores.Timings, scores.Clips.Count * lease.Model.Manifest.View.CropsPerClip);
+        log.Served(context, "classify:" + probeName, lease.Model.Name, scores.ModelId, upload.Sha256, scores.Timings);
         var t = scores.Timings;
         return TypedResults.Ok(Respond(lease.Model.Name, scores.ModelId, probeName, scores.Classes, scores.Probabilities, topK, all, segments, upload.Sha256,
             new TimingsResponse(uploadTime.TotalSeconds, t.Probe.TotalSeconds, t.Decode.TotalSeconds, t.Queue.TotalSeconds, t.Inference.TotalSeconds, clock.Elapsed.TotalSeconds)));

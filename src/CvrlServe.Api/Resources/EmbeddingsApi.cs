@@ -62,7 +62,7 @@ public static class EmbeddingsApi
     }
 
     private static async Task<Results<Ok<EmbeddingResponse>, ProblemHttpResult>> EmbedAsync(
-        HttpContext context, UploadReader uploads, ModelRegistryService models, VideoEmbedder embedder, CvrlMetrics metrics, IOptions<CvrlServeOptions> options)
+        HttpContext context, UploadReader uploads, ModelRegistryService models, VideoEmbedder embedder, CvrlMetrics metrics, RequestLog log, IOptions<CvrlServeOptions> options)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var upload = await uploads.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, context.RequestAborted);
@@ -73,6 +73,7 @@ public static class EmbeddingsApi
         using var lease = models.Registry.Acquire(modelName);
         var embedding = await RequestWork.WithDeadlineAsync(context, options, ct => embedder.EmbedAsync(lease.Model, upload.Path, cancellationToken: ct, clips: clips));
         metrics.Record(embedding.Timings, embedding.Clips.Count * lease.Model.Manifest.View.CropsPerClip);
+        log.Served(context, "embed", embedding.Model, embedding.ModelId, upload.Sha256, embedding.Timings);
         var t = embedding.Timings;
         return TypedResults.Ok(new EmbeddingResponse(
             embedding.Model, embedding.ModelId, embedding.Dimension, embedding.Embedding,

@@ -381,6 +381,9 @@ public sealed class MicroBatcher : IAsyncDisposable
         Interlocked.Exchange(ref _lastBatchTicks, inference.Ticks);
         long batchId = Interlocked.Increment(ref _batches);
         Interlocked.Add(ref _clips, batch.Count);
+        var model = new KeyValuePair<string, object?>("model", _model);
+        InferenceMetrics.BatchSize.Record(batch.Count, model);
+        InferenceMetrics.BatchDuration.Record(inference.TotalSeconds, model);
         int largest;
         while ((largest = Volatile.Read(ref _largest)) < batch.Count && Interlocked.CompareExchange(ref _largest, batch.Count, largest) != largest)
         {

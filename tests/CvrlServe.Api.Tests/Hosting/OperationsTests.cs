@@ -60,6 +60,8 @@ public sealed class OperationsTests(ApiVideos videos)
         Assert.Equal(1, Delta("cvrlserve_request_clips_bucket{le=\"2\"}"));
         Assert.Equal(1, Delta("cvrlserve_request_clips_bucket{le=\"4\"}"));
         Assert.Equal(2, Delta("cvrlserve_request_clips_bucket{le=\"8\"}"));
+        // Core's micro-batcher: every batch's size, by model (2 + 5 clips, batched alone here).
+        Assert.Equal(7, Delta($"cvrlserve_core_batch_size_sum{{model=\"{CvrlApiFactory.Model}\"}}"));
         Assert.Contains($"cvrlserve_model_ready{{model=\"{CvrlApiFactory.Model}\",provider=\"CPUExecutionProvider\"}} 1", metrics, StringComparison.Ordinal);
         Assert.Contains($"cvrlserve_batch_queue_length{{model=\"{CvrlApiFactory.Model}\"}} 0", metrics, StringComparison.Ordinal);
     }
