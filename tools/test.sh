@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
 # SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
-# tests), fetches the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages
-# unpacked, not installed, into ~/.cache/cvrl/footage), checks formatting, builds and runs every test
-# project, and ends with one summary line.
+# tests; chromium for the Swagger UI test; the dotnet local tools), fetches the real footage the Core
+# tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
+# ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, and ends with one
+# summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 /usr/bin/python3 -c "import torchvision" >/dev/null 2>&1 || missing+=(python3-torchvision)
 /usr/bin/python3 -c "import onnx" >/dev/null 2>&1 || missing+=(python3-onnx)
+# Headless Chromium for the Swagger UI end-to-end test.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -23,6 +26,8 @@ fi
 bash tools/fetch-footage.sh >/dev/null
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# Local tools (.config/dotnet-tools.json): the NSwag CLI the generated-client end-to-end test runs.
+dotnet tool restore
 dotnet restore CvrlServe.sln
 dotnet format CvrlServe.sln --verify-no-changes --no-restore
 dotnet build CvrlServe.sln --no-restore -c Release
