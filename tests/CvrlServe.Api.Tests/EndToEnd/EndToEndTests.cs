@@ -102,11 +102,9 @@ public sealed class EndToEndTests(EndToEndServer fixture)
         Assert.Empty(Directory.GetFiles(Path.Combine(server.DataFolder, "uploads")));
     }
 
-    // FINDING: fails today. CvrlServeRegistration clears KnownIPNetworks and KnownProxies when none is
-    // configured, and ForwardedHeadersMiddleware checks the sender only when one of those lists is non-empty:
-    // with both empty it believes every client's X-Forwarded-For, so a client escapes its rate limit by
-    // changing the header. Passes once ForwardedHeaders is None when Cvrl:KnownProxies is empty.
-    [Fact(Skip = "X-Forwarded-For is believed from anyone when no proxy is configured (see the comment above); unskip with the fix in CvrlServeRegistration.")]
+    // With no proxy configured, X-Forwarded-For must be ignored: ASP.NET's middleware, given empty known
+    // lists, believes every sender, and a client would escape its rate limit by changing the header.
+    [Fact]
     public async Task RateLimit_NoKnownProxies_ForwardedForIsIgnoredAndLoopbackIsOneClient()
     {
         await using var server = await RateLimitedServerAsync(knownProxy: null);
