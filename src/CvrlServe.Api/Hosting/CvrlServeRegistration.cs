@@ -166,6 +166,7 @@ public static class CvrlServeRegistration
             swagger.IncludeXmlComments(xml);
         }
 
+        swagger.SchemaFilter<OpenApiExamples>();
         swagger.AddSecurityDefinition(ApiKeyHandler.SchemeName, new OpenApiSecurityScheme
         {
             Type = SecuritySchemeType.ApiKey,

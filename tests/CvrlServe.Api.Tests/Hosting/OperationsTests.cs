@@ -88,7 +88,13 @@ public sealed class OperationsTests(ApiVideos videos)
             Assert.False(string.IsNullOrWhiteSpace(post.GetProperty("summary").GetString()));
         }
 
-        foreach (string path in new[] { "/v1/models", "/v1/classify/embedding", "/v1/probes", "/v1/probes/{model}/{name}" })
+        // Swagger UI's "Example Value" for the JSON bodies and the main responses.
+        foreach (string schema in new[] { "EmbeddingResponse", "ClassifyResponse", "ClassifyEmbeddingRequest", "TrainProbeRequest" })
+        {
+            Assert.True(document.GetProperty("components").GetProperty("schemas").GetProperty(schema).TryGetProperty("example", out _), $"{schema} has no example");
+        }
+
+        foreach (string path in new[] { "/v1/models", "/v1/classify/embedding", "/v1/probes", "/v1/probes/{model}/{name}", "/v1/probes/archive", "/v1/jobs/{id}" })
         {
             Assert.True(paths.TryGetProperty(path, out _), $"{path} is not in the document");
         }
