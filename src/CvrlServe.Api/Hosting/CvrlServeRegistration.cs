@@ -83,6 +83,8 @@ public static class CvrlServeRegistration
         services.AddHealthChecks()
             .AddCheck<ModelsReadyCheck>("models", tags: ["ready"])
             .AddCheck<FfmpegCheck>("ffmpeg", tags: ["ready"]);
+        // Malformed JSON bodies reach the exception handler, which names the field.
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(AddSwaggerDocument);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
@@ -101,8 +103,9 @@ public static class CvrlServeRegistration
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
-        app.UseAuthorization();
+        // Before authorization, so refused keys count against the client's (address) limit too.
         app.UseRateLimiter();
+        app.UseAuthorization();
         app.UseSwagger();
         app.UseSwaggerUI(ui =>
         {
@@ -119,7 +122,12 @@ public static class CvrlServeRegistration
         v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi().MapJobsApi();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
-        app.MapMetrics("/metrics");
+        var scrape = app.MapMetrics("/metrics");
+        if (app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value.Keys.RequireKey)
+        {
+            // Health stays open for probes and gateways; the API description stays open (it holds no data).
+            scrape.RequireAuthorization(ApiKeyHandler.ClientPolicy);
+        }
         return app;
     }
 

@@ -36,6 +36,7 @@ public static class Problems
         return error switch
         {
             ProbeReadOnlyException e => (Conflict(e.Message), null),
+            Core.Probes.ProbeCorruptException e => (Create(StatusCodes.Status500InternalServerError, "probe-damaged", "Probe damaged", e.Message), null),
             LimitExceededException { Limit: Limit.FileSize } e => (TooLarge((long)e.Maximum), null),
             LimitExceededException { Limit: Limit.QueuedBytes } e => (Create(StatusCodes.Status503ServiceUnavailable, "overloaded", "Service busy", e.Message), TimeSpan.FromSeconds(2)),
             LimitExceededException e => (Create(StatusCodes.Status422UnprocessableEntity, "limit-exceeded", "Limit exceeded", e.Message, new Dictionary<string, object?>
@@ -137,6 +138,8 @@ public sealed partial class CvrlExceptionHandler(ILogger<CvrlExceptionHandler> l
         {
             ApiProblemException e => (e.Problem, e.RetryAfter),
             CvrlException e => Problems.From(e),
+            BadHttpRequestException { InnerException: System.Text.Json.JsonException json } => (Problems.Invalid(json.Path ?? "body",
+                $"The JSON body could not be read{(json.Path is null ? "" : $" at '{json.Path}'")}: check the value's type and the syntax."), null),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (Problems.Create(413, "payload-too-large", "Upload too large", "The request body is larger than this service accepts."), null),
             BadHttpRequestException e => (Problems.Create(e.StatusCode, "bad-request", "Bad request", "The request could not be read."), (TimeSpan?)null),
             _ => (Problems.Create(500, "internal", "Internal error", $"The request failed inside the service. Request id: {httpContext.TraceIdentifier}."), null),

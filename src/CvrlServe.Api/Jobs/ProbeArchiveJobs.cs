@@ -26,6 +26,8 @@ public sealed partial class ProbeArchiveJobs(
 {
     public const string Kind = "probe-archive";
     private const int QueueCapacity = 16;
+    private const int BusyRetries = 150; // ~5 minutes of a busy service per video before the job gives up
+    private static readonly TimeSpan Retention = TimeSpan.FromDays(7);
     private readonly Channel<ProbeArchiveJob> _queue = Channel.CreateBounded<ProbeArchiveJob>(new BoundedChannelOptions(QueueCapacity) { FullMode = BoundedChannelFullMode.Wait });
 
     /// <summary>Where archives and their extracted videos live while a job runs.</summary>
@@ -43,6 +45,7 @@ public sealed partial class ProbeArchiveJobs(
 
         Directory.CreateDirectory(WorkFolder);
         int interrupted = await jobs.RecoverAsync(cancellationToken);
+        jobs.DeleteOlderThan(Retention);
         if (interrupted > 0)
         {
             LogRecovered(logger, interrupted);
@@ -81,6 +84,7 @@ public sealed partial class ProbeArchiveJobs(
             }
             finally
             {
+                jobs.DeleteOlderThan(Retention);
                 File.Delete(job.Archive);
                 if (Directory.Exists(extracted))
                 {
@@ -108,7 +112,7 @@ public sealed partial class ProbeArchiveJobs(
             var video = videos[i];
             try
             {
-                foreach (var clip in await features.TrainingAsync(model, video.Path, featureOptions, cancellationToken))
+                foreach (var clip in await WhenNotBusyAsync(() => features.TrainingAsync(model, video.Path, featureOptions, cancellationToken), cancellationToken))
                 {
                     examples.Add((clip, video.Label, video.Path));
                 }
@@ -157,6 +161,26 @@ public sealed partial class ProbeArchiveJobs(
             skipped,
         }, EncoderManifest.Json);
         await jobs.UpdateAsync(job.JobId, r => r with { State = JobState.Succeeded, Progress = 1, Message = $"probe '{job.Probe}' saved", Result = result }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/>, waiting and trying again while the service is busy with requests (the
+    /// memory budget or the batcher queue full): a job yields to traffic rather than failing because of it.
+    /// </summary>
+    private static async Task<T> WhenNotBusyAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await work();
+            }
+            catch (CvrlException e) when (attempt < BusyRetries && (e is OverloadedException || e is LimitExceededException { Limit: Limit.QueuedBytes }))
+            {
+                var wait = e is OverloadedException overloaded ? overloaded.RetryAfter : TimeSpan.FromSeconds(2);
+                await Task.Delay(wait, cancellationToken);
+            }
+        }
     }
 
     private static JobError Problem(Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem) =>

@@ -37,7 +37,7 @@ public static class JobsApi
     }
 
     private static Ok<JobsResponse> List(JobStore jobs, ClaimsPrincipal user) =>
-        TypedResults.Ok(new JobsResponse(jobs.List(500).Where(j => Visible(j, user)).Take(100).ToArray()));
+        TypedResults.Ok(new JobsResponse(jobs.List(int.MaxValue).Where(j => Visible(j, user)).Take(100).ToArray()));
 
     private static bool Visible(JobRecord job, ClaimsPrincipal user) => user.IsInRole("admin") || job.Owner == Owner(user);
 }

@@ -164,7 +164,8 @@ public sealed class ProbeStore
     {
         ArgumentNullException.ThrowIfNull(model);
         ValidateName(name);
-        var stored = await ReadAsync(name, model.Name, cancellationToken);
+        // Messages name the model as its folder does (a manifest may carry another name).
+        var stored = await ReadAsync(name, Path.GetFileName(ModelFolder), cancellationToken);
         return await LoadAsync(name, stored.Metadata.View is { } view ? ProbeFeatures.SpaceOf(model, view) : model, cancellationToken);
     }
 

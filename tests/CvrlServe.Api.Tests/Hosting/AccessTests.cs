@@ -41,7 +41,7 @@ public sealed class AccessTests
     }
 
     [Fact]
-    public async Task RequireKey_EveryV1EndpointNeedsOne_HealthDoesNot()
+    public async Task RequireKey_EveryV1EndpointAndMetricsNeedOne_HealthDoesNot()
     {
         await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:Keys:RequireKey"] = "true" });
         await app.StartedAsync();
@@ -50,6 +50,8 @@ public sealed class AccessTests
         await Problem.AssertAsync(refused, HttpStatusCode.Unauthorized, "unauthorized");
         using var health = await anonymous.GetAsync(new Uri("/health/live", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        using var metrics = await anonymous.GetAsync(new Uri("/metrics", UriKind.Relative));
+        await Problem.AssertAsync(metrics, HttpStatusCode.Unauthorized, "unauthorized");
         using var client = app.Client(CvrlApiFactory.ClientKey);
         using var allowed = await client.GetAsync(Models);
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);

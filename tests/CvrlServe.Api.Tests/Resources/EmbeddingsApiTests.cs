@@ -68,6 +68,7 @@ public sealed class EmbeddingsApiTests(ApiVideos videos)
     public async Task Embed_BadVideo_ProblemAndNoUploadLeft(string name, HttpStatusCode status, string slug)
     {
         await using var app = new CvrlApiFactory();
+        await app.StartedAsync();
         using var client = app.Client();
         using var response = await client.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(videos.Path(name)));
         await Problem.AssertAsync(response, status, slug);
@@ -81,6 +82,7 @@ public sealed class EmbeddingsApiTests(ApiVideos videos)
     public async Task Embed_InvalidOption_400NamingTheField(string field, string value)
     {
         await using var app = new CvrlApiFactory();
+        await app.StartedAsync();
         using var client = app.Client();
         using var response = await client.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(videos.Path("red-0.mp4"), (field, value)));
         var problem = await Problem.AssertAsync(response, HttpStatusCode.BadRequest, "invalid-argument");

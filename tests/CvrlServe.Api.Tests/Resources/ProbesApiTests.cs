@@ -72,6 +72,21 @@ public sealed class ProbesApiTests(ApiVideos videos)
     }
 
     [Fact]
+    public async Task DamagedProbeFile_500ProbeDamaged_NotAVideoError()
+    {
+        await using var app = new CvrlApiFactory(prepareModels: models =>
+        {
+            Directory.CreateDirectory(Path.Combine(models, CvrlApiFactory.Model, "probes"));
+            File.WriteAllText(Path.Combine(models, CvrlApiFactory.Model, "probes", "bad.zip"), "garbage");
+        });
+        await app.StartedAsync();
+        using var client = app.Client();
+        using var response = await client.PostAsync(new Uri("/v1/classify", UriKind.Relative), CvrlApiFactory.Form(videos.Path("red-0.mp4"), ("probe", "bad")));
+        var problem = await Problem.AssertAsync(response, HttpStatusCode.InternalServerError, "probe-damaged");
+        Assert.Contains($"model '{CvrlApiFactory.Model}'", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_BadRequests_400NamingTheField_NothingSaved()
     {
         await using var app = new CvrlApiFactory();
@@ -96,7 +111,9 @@ public sealed class ProbesApiTests(ApiVideos videos)
         using var badName = await admin.PostAsJsonAsync(new Uri("/v1/probes", UriKind.Relative), new { name = "../x", modelId, examples = new[] { new { label = "a", embedding }, new { label = "b", embedding } } });
         await Problem.AssertAsync(badName, HttpStatusCode.BadRequest, "invalid-argument");
         using var malformed = await admin.PostAsync(new Uri("/v1/probes", UriKind.Relative), new StringContent("{ not json", System.Text.Encoding.UTF8, "application/json"));
-        await Problem.AssertAsync(malformed, HttpStatusCode.BadRequest, "bad-request");
+        Assert.Equal("$", (await Problem.AssertAsync(malformed, HttpStatusCode.BadRequest, "invalid-argument")).GetProperty("field").GetString());
+        using var wrongType = await admin.PostAsync(new Uri("/v1/probes", UriKind.Relative), new StringContent("{\"name\": \"p\", \"modelId\": \"x\", \"examples\": [{\"label\": \"a\", \"embedding\": \"abc\"}]}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal("$.examples[0].embedding", (await Problem.AssertAsync(wrongType, HttpStatusCode.BadRequest, "invalid-argument")).GetProperty("field").GetString());
         Assert.False(Directory.Exists(Path.Combine(app.DataFolder, "probes", CvrlApiFactory.Model, "probes")));
     }
 }
