@@ -109,7 +109,17 @@ try
             file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
             form.Add(file, "file", Path.GetFileName(video));
             form.Add(new StringContent(model), "model");
-            using var response = await http.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), form);
+            HttpResponseMessage response;
+            try
+            {
+                response = await http.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), form);
+            }
+            catch (HttpRequestException) when (server.HasExited)
+            {
+                throw new InvalidOperationException($"the server exited ({server.ExitCode}):\n" + serverLog.Tail());
+            }
+
+            using var _ = response;
             string body = await response.Content.ReadAsStringAsync();
             if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
             {
