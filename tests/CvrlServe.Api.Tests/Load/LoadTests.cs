@@ -64,7 +64,7 @@ public sealed class LoadTests(ApiVideos videos, ITestOutputHelper output)
         });
         app.UseKestrel(0);
         app.StartServer();
-        await app.Services.GetRequiredService<Hosting.ModelRegistryService>().Started.WaitAsync(TimeSpan.FromMinutes(2));
+        await app.Services.GetRequiredService<CvrlServe.Api.Hosting.ModelRegistryService>().Started.WaitAsync(TimeSpan.FromMinutes(2));
         var reader = app.Services.GetRequiredService<VideoReader>();
         using var client = app.Client();
         using var admin = app.Client(CvrlApiFactory.AdminKey);
@@ -185,7 +185,7 @@ public sealed class LoadTests(ApiVideos videos, ITestOutputHelper output)
             {
                 Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
                 string? type = JsonDocument.Parse(body).RootElement.GetProperty("type").GetString();
-                Assert.StartsWith(Hosting.Problems.TypePrefix, type, StringComparison.Ordinal);
+                Assert.StartsWith(CvrlServe.Api.Hosting.Problems.TypePrefix, type, StringComparison.Ordinal);
             }
 
             if (status is 503 or 429)
