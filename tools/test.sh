@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
 # SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
-# tests; chromium for the Swagger UI test; the dotnet local tools), fetches the real footage the Core
-# tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
+# tests; chromium for the Swagger UI test; nginx for the gateway test; the dotnet local tools), fetches
+# the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
 # ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, and ends with one
 # summary line.
 set -euo pipefail
@@ -14,6 +14,9 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 /usr/bin/python3 -c "import onnx" >/dev/null 2>&1 || missing+=(python3-onnx)
 # Headless Chromium for the Swagger UI end-to-end test.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# nginx for the gateway test. The test runs its own nginx process on a free loopback port with its own
+# config; it never uses the package's service (which apt starts where an init system allows it).
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

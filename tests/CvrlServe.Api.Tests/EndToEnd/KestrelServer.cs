@@ -137,6 +137,13 @@ public sealed partial class KestrelServer : IAsyncDisposable
         Assert.True(result.ExitCode == 0, $"kill -TERM {ProcessId} failed: {string.Join('\n', result.StderrTail)}");
     }
 
+    /// <summary>Sends SIGKILL to the process and its children (ffmpeg), as a container runtime kills a container's cgroup: no drain at all.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
     /// <summary>The exit code once the process has exited, or null if it is still running after <paramref name="timeout"/>.</summary>
     public async Task<int?> WaitForExitAsync(TimeSpan timeout)
     {
