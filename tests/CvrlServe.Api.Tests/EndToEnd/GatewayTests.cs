@@ -389,16 +389,23 @@ public sealed class Deployment : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        try
+        // Every process is stopped and every folder deleted even when one of them fails to.
+        var failures = new List<Exception>();
+        foreach (IAsyncDisposable part in Replicas.Cast<IAsyncDisposable>().Prepend(Gateway))
         {
-            await Gateway.DisposeAsync();
-        }
-        finally
-        {
-            foreach (var replica in Replicas)
+            try
             {
-                await replica.DisposeAsync();
+                await part.DisposeAsync();
             }
+            catch (Exception e)
+            {
+                failures.Add(e);
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new AggregateException(failures);
         }
     }
 }
