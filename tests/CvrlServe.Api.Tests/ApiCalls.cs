@@ -39,4 +39,22 @@ internal static class ApiCalls
         Assert.True(response.StatusCode == HttpStatusCode.Created, body);
         return JsonDocument.Parse(body).RootElement.Clone();
     }
+
+    /// <summary>GET v1/models (relative to the client's base address), with an X-Forwarded-For header when given.</summary>
+    public static async Task<HttpResponseMessage> ModelsAsync(HttpClient client, string? forwardedFor)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("v1/models", UriKind.Relative));
+        if (forwardedFor is not null)
+        {
+            request.Headers.Add("X-Forwarded-For", forwardedFor);
+        }
+
+        return await client.SendAsync(request);
+    }
+
+    public static async Task<HttpStatusCode> ModelsStatusAsync(HttpClient client, string? forwardedFor)
+    {
+        using var response = await ModelsAsync(client, forwardedFor);
+        return response.StatusCode;
+    }
 }

@@ -111,12 +111,12 @@ public sealed class EndToEndTests(EndToEndServer fixture)
         using var client = server.Client();
 
         // Three "clients" by their X-Forwarded-For, all one client to a server that trusts no proxy.
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(client, "203.0.113.1"));
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(client, "203.0.113.2"));
-        using var limited = await ModelsAsync(client, "203.0.113.3");
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(client, "203.0.113.1"));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(client, "203.0.113.2"));
+        using var limited = await ApiCalls.ModelsAsync(client, "203.0.113.3");
         await Problem.AssertAsync(limited, HttpStatusCode.TooManyRequests, "rate-limited");
         Assert.NotNull(limited.Headers.RetryAfter);
-        Assert.Equal(HttpStatusCode.TooManyRequests, await ModelsStatusAsync(client, forwardedFor: null));
+        Assert.Equal(HttpStatusCode.TooManyRequests, await ApiCalls.ModelsStatusAsync(client, forwardedFor: null));
     }
 
     [Fact]
@@ -128,15 +128,15 @@ public sealed class EndToEndTests(EndToEndServer fixture)
         // Six requests from loopback, two per forwarded address: each address has its own window.
         foreach (string address in new[] { "203.0.113.1", "203.0.113.2", "203.0.113.3" })
         {
-            Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(client, address));
-            Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(client, address));
+            Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(client, address));
+            Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(client, address));
         }
 
         // The limiter is on: an address past its two permits is refused, another address is not.
-        using var limited = await ModelsAsync(client, "203.0.113.2");
+        using var limited = await ApiCalls.ModelsAsync(client, "203.0.113.2");
         await Problem.AssertAsync(limited, HttpStatusCode.TooManyRequests, "rate-limited");
         Assert.NotNull(limited.Headers.RetryAfter);
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(client, "198.51.100.7"));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(client, "198.51.100.7"));
     }
 
     private static Task<KestrelServer> RateLimitedServerAsync(string? knownProxy) => KestrelServer.StartAsync(new Dictionary<string, string?>
@@ -145,23 +145,6 @@ public sealed class EndToEndTests(EndToEndServer fixture)
         ["Cvrl__RateLimit__WindowSeconds"] = "600",
         ["Cvrl__KnownProxies__0"] = knownProxy,
     });
-
-    private static async Task<HttpResponseMessage> ModelsAsync(HttpClient client, string? forwardedFor)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("v1/models", UriKind.Relative));
-        if (forwardedFor is not null)
-        {
-            request.Headers.Add("X-Forwarded-For", forwardedFor);
-        }
-
-        return await client.SendAsync(request);
-    }
-
-    private static async Task<HttpStatusCode> ModelsStatusAsync(HttpClient client, string? forwardedFor)
-    {
-        using var response = await ModelsAsync(client, forwardedFor);
-        return response.StatusCode;
-    }
 
     private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 }

@@ -101,9 +101,9 @@ public sealed partial class GatewayTests(GatewayFixture fixture, ITestOutputHelp
         using var direct = NginxGateway.ClientFor(deployment.Replicas[0].BaseAddress);
 
         // Client A writes a new X-Forwarded-For each time: nginx overwrites it with A's address.
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(viaGatewayA, "203.0.113.1"));
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(viaGatewayA, "203.0.113.2"));
-        using (var limited = await ModelsAsync(viaGatewayA, "203.0.113.3"))
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(viaGatewayA, "203.0.113.1"));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(viaGatewayA, "203.0.113.2"));
+        using (var limited = await ApiCalls.ModelsAsync(viaGatewayA, "203.0.113.3"))
         {
             // The service's 429 passes through the gateway with its Retry-After.
             await Problem.AssertAsync(limited, HttpStatusCode.TooManyRequests, "rate-limited");
@@ -112,14 +112,14 @@ public sealed partial class GatewayTests(GatewayFixture fixture, ITestOutputHelp
 
         // Client B comes through the same gateway (same 127.0.0.1 toward the replica) and is not limited:
         // the partition is the client's address, not the gateway's.
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(viaGatewayB, null));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(viaGatewayB, null));
 
         // The replica believes 127.0.0.1's header: "127.0.0.2" is exactly the partition A used up ...
-        Assert.Equal(HttpStatusCode.TooManyRequests, await ModelsStatusAsync(direct, clientA.ToString()));
+        Assert.Equal(HttpStatusCode.TooManyRequests, await ApiCalls.ModelsStatusAsync(direct, clientA.ToString()));
         // ... while the spoofed addresses A wrote were never partitions, and a fresh address is one.
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(direct, "203.0.113.1"));
-        Assert.Equal(HttpStatusCode.OK, await ModelsStatusAsync(direct, "203.0.113.1"));
-        Assert.Equal(HttpStatusCode.TooManyRequests, await ModelsStatusAsync(direct, "203.0.113.1"));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(direct, "203.0.113.1"));
+        Assert.Equal(HttpStatusCode.OK, await ApiCalls.ModelsStatusAsync(direct, "203.0.113.1"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, await ApiCalls.ModelsStatusAsync(direct, "203.0.113.1"));
     }
 
     [Fact]
@@ -299,23 +299,6 @@ public sealed partial class GatewayTests(GatewayFixture fixture, ITestOutputHelp
     {
         using var client = replica.Client();
         return MetricsText.Value(await client.GetStringAsync(new Uri("metrics", UriKind.Relative)), EmbeddingsSeries);
-    }
-
-    private static async Task<HttpResponseMessage> ModelsAsync(HttpClient client, string? forwardedFor)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("v1/models", UriKind.Relative));
-        if (forwardedFor is not null)
-        {
-            request.Headers.Add("X-Forwarded-For", forwardedFor);
-        }
-
-        return await client.SendAsync(request);
-    }
-
-    private static async Task<HttpStatusCode> ModelsStatusAsync(HttpClient client, string? forwardedFor)
-    {
-        using var response = await ModelsAsync(client, forwardedFor);
-        return response.StatusCode;
     }
 
     private static AccessEntry[] Access(NginxGateway gateway) => gateway.AccessLog().Select(line =>
