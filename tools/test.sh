@@ -3,7 +3,8 @@
 # SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
 # tests; chromium for the Swagger UI test; nginx for the gateway test; the dotnet local tools), fetches
 # the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
-# ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, and ends with one
+# ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, builds the Dockerfile's
+# CPU image from local bases and runs it (podman, debootstrap: tools/container/check.sh), and ends with one
 # summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,10 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # nginx for the gateway test. The test runs its own nginx process on a free loopback port with its own
 # config; it never uses the package's service (which apt starts where an init system allows it).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+# podman and debootstrap build and check the container image (tools/container/check.sh); curl probes it.
+command -v podman >/dev/null 2>&1 || missing+=(podman fuse-overlayfs uidmap)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -45,9 +50,13 @@ dotnet test CvrlServe.sln --no-build -c Release 2>&1 | tee "$log" || status=$?
 dotnet test tests/CvrlServe.Core.Tests -c Release -p:OnnxRuntimeFlavor=Gpu --artifacts-path artifacts/gpu-flavour \
   --filter "FullyQualifiedName~CvrlServe.Core.Tests.Inference" 2>&1 | tee -a "$log" || status=$?
 
+# The Dockerfile's CPU image, built from local stand-in bases and run in a chroot (tools/container/check.sh).
+container="not run"
+if bash tools/container/check.sh 2>&1 | tee -a "$log"; then container="passed"; else container="FAILED"; status=1; fi
+
 # dotnet test prints one "Passed!/Failed! - Failed: F, Passed: P, ..." line per test project.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
 failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
 skipped=$(grep -oE 'Skipped: +[0-9]+' "$log" | awk '{s += $2} END {print s + 0}')
-echo "Tests: $passed passed, $failed failed, $skipped skipped"
+echo "Tests: $passed passed, $failed failed, $skipped skipped; container check: $container"
 exit "$status"
