@@ -62,10 +62,12 @@ ENTRYPOINT ["dotnet", "/app/CvrlServe.Api.dll"]
 # The GPU base has no .NET: the ASP.NET Core runtime comes from the CPU base image (same files either way).
 FROM ${CPU_BASE} AS aspnet-runtime
 
+# OpenSSL is what .NET hashes with (SHA-256 of uploads and models): libssl3t64 on Ubuntu 24.04, libssl3 on Debian 12.
 FROM ${GPU_BASE} AS gpu
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg ca-certificates libssl3t64 zlib1g tzdata \
+ && libssl="$(apt-cache show libssl3t64 >/dev/null 2>&1 && echo libssl3t64 || echo libssl3)" \
+ && apt-get install -y --no-install-recommends ffmpeg ca-certificates tzdata "$libssl" \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cvrl \
  && mkdir -p /data && chown 10001:10001 /data

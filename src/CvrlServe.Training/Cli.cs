@@ -61,8 +61,27 @@ internal static class Cli
         Exit codes: 0 success, 1 failure, 2 bad command line.
         """;
 
+#if CVRL_WITHOUT_LIBTORCH
+    /// <summary>False in the container's cvrl (<c>-p:CvrlWithoutLibTorch=true</c>): no libtorch, so no training.</summary>
+    public const bool HasLibTorch = false;
+#else
+    public const bool HasLibTorch = true;
+#endif
+
+    /// <summary>The commands that run TorchSharp; the others need only Core (ONNX Runtime, ML.NET, ffmpeg).</summary>
+    public static readonly IReadOnlySet<string> TorchCommands = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "doctor", "init", "export", "import", "inflate", "pretrain", "train-supervised",
+    };
+
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
+        if (!HasLibTorch && args is [var command, ..] && TorchCommands.Contains(command))
+        {
+            error.WriteLine($"cvrl: '{command}' needs libtorch, and this cvrl was published without it (-p:CvrlWithoutLibTorch=true, as in the container image); use the full build (dotnet run --project src/CvrlServe.Training).");
+            return 1;
+        }
+
         try
         {
             return args switch

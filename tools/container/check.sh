@@ -7,7 +7,8 @@
 #      the image's environment (private mount namespace: tmpfs /dev with null/zero/random/urandom, proc,
 #      tmpfs /tmp, a host folder as the /data volume), then: the image's HEALTHCHECK command exits 0,
 #      /health/ready answers 200, a committed sample embeds through /v1/embeddings, the image's `cvrl embed`
-#      gives the same embedding, and SIGTERM ends the service with exit 0.
+#      gives the same embedding, a training command of that cvrl refuses clearly (no libtorch), and SIGTERM
+#      ends the service with exit 0.
 # `podman run` cannot work here (crun cannot set rlimits in this sandbox), hence the chroot. Needs root,
 # podman, debootstrap, curl, python3. Prints "container check: passed" or fails with the reason.
 set -euo pipefail
@@ -76,7 +77,9 @@ mount --bind "$data" "$root/data"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 in_image() { chroot --userspec="$uid:$gid" "$root" /usr/bin/env -i "${image_env[@]}" ASPNETCORE_HTTP_PORTS="$port" /usr/bin/env -C "$workdir" "$@"; }
 
-in_image $entrypoint >"$data/server.log" 2>&1 &
+# exec: $! is then the service itself (chroot and env exec in turn), so signals reach it.
+(exec chroot --userspec="$uid:$gid" "$root" /usr/bin/env -i "${image_env[@]}" ASPNETCORE_HTTP_PORTS="$port" \
+  /usr/bin/env -C "$workdir" $entrypoint >"$data/server.log" 2>&1) &
 server=$!
 status=""
 for _ in $(seq 1 120); do
@@ -106,6 +109,11 @@ cos = sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y
 assert cos > 0.9999, cos
 print(f"container check: service and cvrl embeddings agree (dimension {dimension}, cosine {cos:.6f})")
 PY
+
+# The image's cvrl has no libtorch: a training command says so (exit 1) instead of failing to load it.
+code=0
+in_image cvrl init --arch r3d18 --out /tmp/init >/dev/null 2>"$data/init.err" || code=$?
+[ "$code" = 1 ] && grep -q "published without" "$data/init.err" || { cat "$data/init.err" >&2; fail "cvrl init in the image: exit $code"; }
 
 kill -TERM "$server"
 code=0
