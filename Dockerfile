@@ -72,7 +72,7 @@ RUN apt-get update \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cvrl \
  && mkdir -p /data && chown 10001:10001 /data
 COPY --from=aspnet-runtime /usr/share/dotnet /usr/share/dotnet
-RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
+RUN ln -sf /usr/share/dotnet/dotnet /usr/bin/dotnet
 COPY --from=build-gpu /out/app /app
 COPY models/ /app/models/
 ENV ASPNETCORE_HTTP_PORTS=8080 \

@@ -11,10 +11,18 @@
 #      ends the service with exit 0.
 # `podman run` cannot work here (crun cannot set rlimits in this sandbox), hence the chroot. Needs root,
 # podman, debootstrap, curl, python3. Prints "container check: passed" or fails with the reason.
+#
+#   bash tools/container/check.sh        the CPU target (what CI runs)
+#   bash tools/container/check.sh gpu    the GPU target on a stand-in GPU base WITHOUT CUDA (the local
+#                                        runtime base): checks its layering, the GPU flavour of ONNX Runtime
+#                                        and its fallback to the CPU; proves nothing about CUDA. Not in CI:
+#                                        the GPU flavour's packages are ~1 GB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo="$(pwd)"
-image="${CVRL_TEST_IMAGE:-localhost/cvrlserve:cpu-check}"
+target="${1:-cpu}"
+case "$target" in cpu|gpu) ;; *) echo "usage: check.sh [cpu|gpu]" >&2; exit 2 ;; esac
+image="localhost/cvrlserve:$target-check"
 podman=(podman --cgroup-manager=cgroupfs)
 fail() { echo "container check: FAILED: $*" >&2; exit 1; }
 
@@ -23,15 +31,16 @@ if [ "${CVRL_IN_PRIVATE_NS:-}" != 1 ]; then
   eval "$(bash tools/container/local-bases.sh)"
   echo "container check: bases ready ($((SECONDS - start)) s)" >&2
   log="$(mktemp)"
-  if ! "${podman[@]}" build --isolation=chroot --format docker --target cpu \
-      --build-arg SDK_IMAGE="$SDK_IMAGE" --build-arg CPU_BASE="$CPU_BASE" -t "$image" . >"$log" 2>&1; then
+  if ! "${podman[@]}" build --isolation=chroot --format docker --target "$target" \
+      --build-arg SDK_IMAGE="$SDK_IMAGE" --build-arg CPU_BASE="$CPU_BASE" --build-arg GPU_BASE="$CPU_BASE" \
+      -t "$image" . >"$log" 2>&1; then
     tail -40 "$log" >&2
     fail "podman build"
   fi
   rm -f "$log"
   echo "container check: image built ($((SECONDS - start)) s)" >&2
   export CVRL_IN_PRIVATE_NS=1
-  exec unshare --mount --propagation private bash "$0" "$@"
+  exec unshare --mount --propagation private bash "$0" "$target"
 fi
 
 # ---- 3. the image's config ----
@@ -90,6 +99,13 @@ for _ in $(seq 1 120); do
 done
 [ "$status" = 200 ] || { tail -30 "$data/server.log" >&2; fail "/health/ready answered '$status'"; }
 in_image dotnet /app/CvrlServe.Api.dll --health-check >/dev/null || fail "the image's HEALTHCHECK command failed"
+
+curl -sf "http://127.0.0.1:$port/v1/models" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin)["models"]:
+    reason = " (" + m["providerReason"].strip() + ")" if m.get("providerReason") else ""
+    print("container check: model", m["name"], "on", m.get("provider"), reason)
+' || fail "/v1/models"
 
 sample="$(find samples -name '*.mp4' | sort | head -1)"
 curl -sf -F "file=@$sample" "http://127.0.0.1:$port/v1/embeddings" -o "$data/service.json" || fail "embedding $sample through the service"
