@@ -36,6 +36,109 @@ public sealed class EmbedCommandTests(TrainingVideos videos) : IDisposable
     }
 
     [Fact]
+    public void Embed_OutResumedAfterATornLastLine_EachVideoOnce_EarlierLinesKept()
+    {
+        string model = TinyModel();
+        string[] videos3 = [Path.Combine(videos.Unlabeled, "a", "video0.mp4"), Path.Combine(videos.Unlabeled, "b", "video1.mp4"), Path.Combine(videos.Unlabeled, "a", "video2.mp4")];
+        string output = Path.Combine(_folder, "out", "embeddings.jsonl");
+        Assert.Equal(0, ModelCommandsTests.Run(["embed", "--model", model, "--out", output, .. videos3]).Code);
+        string[] first = File.ReadAllLines(output);
+        Assert.Equal(3, first.Length);
+
+        // A kill in the middle of writing the third line: two lines and half of the third remain.
+        string torn = first[0] + "\n" + first[1] + "\n" + first[2][..(first[2].Length / 2)];
+        File.WriteAllText(output, torn);
+        var (code, _, stderr) = ModelCommandsTests.Run(["embed", "--model", model, "--out", output, .. videos3]);
+
+        Assert.Equal(0, code);
+        Assert.Contains("2 done before, 1 embedded now", stderr, StringComparison.Ordinal);
+        Assert.Contains("torn", stderr, StringComparison.Ordinal);
+        string[] resumed = File.ReadAllLines(output);
+        Assert.Equal(3, resumed.Length);
+        Assert.Equal(first[0], resumed[0]);
+        Assert.Equal(first[1], resumed[1]);
+        var again = JsonDocument.Parse(resumed[2]).RootElement;
+        var before = JsonDocument.Parse(first[2]).RootElement;
+        Assert.Equal(before.GetProperty("video").GetString(), again.GetProperty("video").GetString());
+        Assert.Equal(before.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()), again.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()));
+    }
+
+    [Fact]
+    public void Embed_FailedVideo_RecordedAndNotRetriedUnlessAsked()
+    {
+        string model = TinyModel();
+        string video = Path.Combine(_folder, "later.mp4");
+        File.WriteAllText(video, "not a video yet");
+        string good = Path.Combine(videos.Unlabeled, "b", "video1.mp4");
+        string output = Path.Combine(_folder, "failures.jsonl");
+
+        var (code1, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, good, video);
+        var failure = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).Single(l => l.GetProperty("video").GetString() == video);
+        File.Copy(Path.Combine(videos.Unlabeled, "a", "video0.mp4"), video, overwrite: true);
+        var (code2, _, stderr2) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, good, video);
+        int linesAfterSecondRun = File.ReadAllLines(output).Length;
+        var (code3, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, "--retry-failed", good, video);
+        var (code4, _, stderr4) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, good, video);
+
+        Assert.Equal(1, code1);
+        Assert.False(failure.TryGetProperty("embedding", out _));
+        Assert.Equal("UnsupportedMedia", failure.GetProperty("error").GetProperty("kind").GetString());
+        Assert.Equal(1, code2);
+        Assert.Contains("0 embedded now, 0 failed now, 1 failed before", stderr2, StringComparison.Ordinal);
+        Assert.Equal(2, linesAfterSecondRun);
+        Assert.Equal(0, code3);
+        Assert.Equal(0, code4);
+        Assert.Contains("2 done before, 0 embedded now", stderr4, StringComparison.Ordinal);
+        Assert.Equal(128, File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement)
+            .Single(l => l.GetProperty("video").GetString() == video && l.TryGetProperty("embedding", out _)).GetProperty("embedding").GetArrayLength());
+    }
+
+    [Fact]
+    public void Embed_TwoShardsOfAFolder_EmbedEveryVideoOnce()
+    {
+        string model = TinyModel();
+        string out0 = Path.Combine(_folder, "shard-0.jsonl");
+        string out1 = Path.Combine(_folder, "shard-1.jsonl");
+
+        var (code0, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "0/2", "--out", out0, "--concurrency", "2");
+        var (code1, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "1/2", "--out", out1);
+
+        Assert.Equal(0, code0);
+        Assert.Equal(0, code1);
+        var keys0 = File.ReadAllLines(out0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("video").GetString()!).ToArray();
+        var keys1 = File.ReadAllLines(out1).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("video").GetString()!).ToArray();
+        var expected = Directory.EnumerateFiles(videos.Unlabeled, "*.mp4", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(videos.Unlabeled, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
+        Assert.NotEmpty(keys0);
+        Assert.NotEmpty(keys1);
+        Assert.Empty(keys0.Intersect(keys1));
+        Assert.Equal(expected, keys0.Concat(keys1).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("--shard", "2/2")]
+    [InlineData("--concurrency", "0")]
+    [InlineData("--server", "ftp://example")]
+    public void Embed_BadOptions_UsageErrorExitTwo(string option, string value)
+    {
+        var (code, _, stderr) = ModelCommandsTests.Run("embed", "--model", Path.Combine(_folder, "m"), option, value, "x.mp4");
+
+        Assert.Equal(2, code);
+        Assert.StartsWith("cvrl: ", stderr, StringComparison.Ordinal);
+    }
+
+    private string TinyModel()
+    {
+        string model = Path.Combine(_folder, "m");
+        if (!File.Exists(Path.Combine(model, "encoder.onnx")))
+        {
+            Assert.Equal(0, ModelCommandsTests.Run("init", "--arch", "r3d18", "--width", "0.25", "--out", model, "--frames", "4", "--short-side", "40", "--crop", "32", "--clips", "3").Code);
+        }
+
+        return model;
+    }
+
+    [Fact]
     public void Embed_MissingModel_ExitOneWithMessage()
     {
         var (code, _, stderr) = ModelCommandsTests.Run("embed", "--model", Path.Combine(_folder, "none"), "x.mp4");
