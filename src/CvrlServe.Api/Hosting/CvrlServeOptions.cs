@@ -19,6 +19,13 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Required]
     public string DataFolder { get; set; } = "data";
 
+    /// <summary>How changes to the models folder are noticed: Watch (inotify), Poll (a scan that sees other nodes' writes on a network volume), Both.</summary>
+    public ChangeDetection ChangeDetection { get; set; } = ChangeDetection.Both;
+
+    /// <summary>Seconds between two scans of the models folder when polling.</summary>
+    [Range(0.1, 3600)]
+    public double PollIntervalSeconds { get; set; } = 10;
+
     /// <summary>The model used when a request names none; the first ready model when unset.</summary>
     public string? DefaultModel { get; set; }
 
