@@ -26,6 +26,17 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Range(0.1, 3600)]
     public double PollIntervalSeconds { get; set; } = 10;
 
+    /// <summary>How often a replica re-stamps the jobs it has accepted (queued or running), in seconds.</summary>
+    [Range(0.1, 3600)]
+    public double JobHeartbeatSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// A queued or running job whose stamp is older than this (its replica died) is marked failed
+    /// (interrupted) by any replica; at least 3 heartbeats.
+    /// </summary>
+    [Range(0.3, 86_400)]
+    public double JobLeaseSeconds { get; set; } = 60;
+
     /// <summary>The model used when a request names none; the first ready model when unset.</summary>
     public string? DefaultModel { get; set; }
 
@@ -104,6 +115,11 @@ public sealed class CvrlServeOptions : IValidatableObject
             {
                 yield return new ValidationResult($"KnownProxies: '{proxy}' is not an IP address.", [nameof(KnownProxies)]);
             }
+        }
+
+        if (JobLeaseSeconds < 3 * JobHeartbeatSeconds)
+        {
+            yield return new ValidationResult("JobLeaseSeconds must be at least 3 × JobHeartbeatSeconds, so one late heartbeat does not fail a live job.", [nameof(JobLeaseSeconds)]);
         }
 
         if (Keys.RequireKey && Keys.Clients.Count == 0 && Keys.Admin.Count == 0)
