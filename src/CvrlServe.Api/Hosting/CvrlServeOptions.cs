@@ -15,9 +15,15 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Required]
     public string ModelsFolder { get; set; } = "models";
 
-    /// <summary>Writable: probes trained at runtime, job records, uploads in flight.</summary>
+    /// <summary>Writable: probes trained at runtime, job records, uploads in flight. Replicas may share it (a ReadWriteMany volume).</summary>
     [Required]
     public string DataFolder { get; set; } = "data";
+
+    /// <summary>
+    /// Where uploads live while their request runs; DATA/uploads when unset. Point it at storage of this
+    /// process alone (a pod's emptyDir) when replicas share the data folder.
+    /// </summary>
+    public string? UploadsFolder { get; set; }
 
     /// <summary>How changes to the models folder are noticed: Watch (inotify), Poll (a scan that sees other nodes' writes on a network volume), Both.</summary>
     public ChangeDetection ChangeDetection { get; set; } = ChangeDetection.Both;
@@ -101,6 +107,8 @@ public sealed class CvrlServeOptions : IValidatableObject
     public string FullModelsFolder => Path.GetFullPath(ModelsFolder);
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
+
+    public string FullUploadsFolder => Path.GetFullPath(UploadsFolder ?? Path.Combine(DataFolder, "uploads"));
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
