@@ -15,9 +15,33 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Required]
     public string ModelsFolder { get; set; } = "models";
 
-    /// <summary>Writable: probes trained at runtime, job records, uploads in flight.</summary>
+    /// <summary>Writable: probes trained at runtime, job records, uploads in flight. Replicas may share it (a ReadWriteMany volume).</summary>
     [Required]
     public string DataFolder { get; set; } = "data";
+
+    /// <summary>
+    /// Where uploads live while their request runs; DATA/uploads when unset. Point it at storage of this
+    /// process alone (a pod's emptyDir) when replicas share the data folder.
+    /// </summary>
+    public string? UploadsFolder { get; set; }
+
+    /// <summary>How changes to the models folder are noticed: Watch (inotify), Poll (a scan that sees other nodes' writes on a network volume), Both.</summary>
+    public ChangeDetection ChangeDetection { get; set; } = ChangeDetection.Both;
+
+    /// <summary>Seconds between two scans of the models folder when polling.</summary>
+    [Range(0.1, 3600)]
+    public double PollIntervalSeconds { get; set; } = 10;
+
+    /// <summary>How often a replica re-stamps the jobs it has accepted (queued or running), in seconds.</summary>
+    [Range(0.1, 3600)]
+    public double JobHeartbeatSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// A queued or running job whose stamp is older than this (its replica died) is marked failed
+    /// (interrupted) by any replica; at least 3 heartbeats.
+    /// </summary>
+    [Range(0.3, 86_400)]
+    public double JobLeaseSeconds { get; set; } = 60;
 
     /// <summary>The model used when a request names none; the first ready model when unset.</summary>
     public string? DefaultModel { get; set; }
@@ -84,6 +108,8 @@ public sealed class CvrlServeOptions : IValidatableObject
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
 
+    public string FullUploadsFolder => Path.GetFullPath(UploadsFolder ?? Path.Combine(DataFolder, "uploads"));
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (DefaultModel is not null && !ModelRegistry.IsValidName(DefaultModel))
@@ -97,6 +123,11 @@ public sealed class CvrlServeOptions : IValidatableObject
             {
                 yield return new ValidationResult($"KnownProxies: '{proxy}' is not an IP address.", [nameof(KnownProxies)]);
             }
+        }
+
+        if (JobLeaseSeconds < 3 * JobHeartbeatSeconds)
+        {
+            yield return new ValidationResult("JobLeaseSeconds must be at least 3 × JobHeartbeatSeconds, so one late heartbeat does not fail a live job.", [nameof(JobLeaseSeconds)]);
         }
 
         if (Keys.RequireKey && Keys.Clients.Count == 0 && Keys.Admin.Count == 0)

@@ -97,6 +97,7 @@ public static class CvrlServeRegistration
         ArgumentNullException.ThrowIfNull(app);
         app.Services.GetRequiredService<UploadReader>().DeleteLeftovers();
         app.Services.GetRequiredService<CvrlMetrics>();
+        app.UseRequestIds();
         app.UseForwardedHeaders();
         // Outside the exception handler, so the status recorded is the one the client got.
         app.UseHttpMetrics();

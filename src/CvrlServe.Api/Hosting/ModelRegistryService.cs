@@ -13,7 +13,11 @@ public sealed partial class ModelRegistryService(IOptions<CvrlServeOptions> opti
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _loading;
 
-    public ModelRegistry Registry { get; } = new(options.Value.FullModelsFolder, options.Value.SessionOptions(), options.Value.DefaultModel);
+    public ModelRegistry Registry { get; } = new(options.Value.FullModelsFolder, options.Value.SessionOptions(), options.Value.DefaultModel)
+    {
+        ChangeDetection = options.Value.ChangeDetection,
+        PollInterval = TimeSpan.FromSeconds(options.Value.PollIntervalSeconds),
+    };
 
     /// <summary>Completes when the first load of every model has been tried (ready or failed).</summary>
     public Task Started => _started.Task;

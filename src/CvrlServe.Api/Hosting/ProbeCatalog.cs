@@ -52,24 +52,20 @@ public sealed class ProbeCatalog(IOptions<CvrlServeOptions> options)
     }
 
     /// <summary>
-    /// Deletes a runtime probe. Returns false when there is none of that name; throws
-    /// <see cref="InvalidRequestException"/> for a probe that ships with the model (read-only).
+    /// Deletes a runtime probe (safe against saves of it from other replicas, see <see cref="ProbeStore.DeleteAsync"/>).
+    /// Returns false when there is none of that name; throws <see cref="InvalidRequestException"/> for a probe
+    /// that ships with the model (read-only).
     /// </summary>
-    public bool Delete(string model, string name)
+    public async Task<bool> DeleteAsync(string model, string name, CancellationToken cancellationToken)
     {
         ProbeStore.ValidateName(name);
         var (data, bundled) = Stores(model);
-        string zip = data.PathOf(name);
-        if (!File.Exists(zip))
+        if (await data.DeleteAsync(name, cancellationToken))
         {
-            return File.Exists(bundled.PathOf(name))
-                ? throw new ProbeReadOnlyException(name, model)
-                : false;
+            return true;
         }
 
-        File.Delete(zip);
-        File.Delete(Path.ChangeExtension(zip, ".json"));
-        return true;
+        return File.Exists(bundled.PathOf(name)) ? throw new ProbeReadOnlyException(name, model) : false;
     }
 
     private (ProbeStore Data, ProbeStore Model) Stores(string model)

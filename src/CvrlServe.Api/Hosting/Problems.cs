@@ -62,12 +62,14 @@ public static class Problems
 
     /// <summary>
     /// Gives the problems ASP.NET Core writes itself (routing's 404/405/415, status-code pages, model binding)
-    /// the same stable types as ours.
+    /// the same stable types as ours, and every problem the request id (<see cref="RequestIds"/>) as
+    /// <c>requestId</c>, beside ASP.NET Core's <c>traceId</c> (the W3C trace).
     /// </summary>
     public static void Stabilize(ProblemDetailsContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var problem = context.ProblemDetails;
+        problem.Extensions["requestId"] = context.HttpContext.TraceIdentifier;
         if (problem.Type?.StartsWith(TypePrefix, StringComparison.Ordinal) == true)
         {
             return;

@@ -56,8 +56,14 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
     public const int MaxFields = 32;
     private const int BufferBytes = 81920;
 
-    /// <summary>Where uploads in flight live (created at start, emptied of a crashed run's leftovers).</summary>
-    public string Folder { get; } = System.IO.Path.Combine(options.Value.FullDataFolder, "uploads");
+    /// <summary>
+    /// Margin past the request timeout before an upload nobody writes any more counts as a dead process's
+    /// leftover: covers a request's last steps and clock differences between nodes on a shared volume.
+    /// </summary>
+    public static readonly TimeSpan LeftoverMargin = TimeSpan.FromMinutes(10);
+
+    /// <summary>Where uploads in flight live (<see cref="CvrlServeOptions.UploadsFolder"/>).</summary>
+    public string Folder { get; } = options.Value.FullUploadsFolder;
 
     /// <summary>
     /// Reads the request's form. Throws <see cref="ApiProblemException"/>: 415 when the body is not
@@ -146,16 +152,31 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
         return new Upload(path, length, sha, fields);
     }
 
-    /// <summary>Removes uploads a previous process left behind (it died mid-request).</summary>
-    public void DeleteLeftovers()
+    /// <summary>
+    /// Removes uploads a process that died mid-request left behind: those last written longer ago than the
+    /// request timeout plus <see cref="LeftoverMargin"/>. A live upload is written as it arrives and then
+    /// read for at most the request timeout, so another replica's uploads in flight on a shared folder are
+    /// never touched. Returns how many went.
+    /// </summary>
+    public int DeleteLeftovers()
     {
-        if (Directory.Exists(Folder))
+        if (!Directory.Exists(Folder))
         {
-            foreach (string file in Directory.EnumerateFiles(Folder, "*.upload"))
+            return 0;
+        }
+
+        var cutoff = DateTime.UtcNow - TimeSpan.FromSeconds(options.Value.RequestTimeoutSeconds) - LeftoverMargin;
+        int deleted = 0;
+        foreach (string file in Directory.EnumerateFiles(Folder, "*.upload"))
+        {
+            if (File.GetLastWriteTimeUtc(file) < cutoff)
             {
                 File.Delete(file);
+                deleted++;
             }
         }
+
+        return deleted;
     }
 
     private static async Task<(long Length, string Sha256)> CopyAsync(Stream body, string path, long maxBytes, CancellationToken cancellationToken)

@@ -30,14 +30,18 @@ public sealed record JobError(string Type, string Title, string Detail);
 /// <summary>The error types the job machinery itself assigns.</summary>
 public static class JobErrors
 {
-    /// <summary>The service stopped (crash, deploy, restart) while the job was queued or running.</summary>
+    /// <summary>The service process holding the job stopped (crash, deploy, restart) while the job was queued or running.</summary>
     public const string Interrupted = "urn:cvrlserve:problem:interrupted";
 }
 
 /// <summary>
 /// One background job as recorded on disk. <see cref="Progress"/> runs from 0 to 1; <see cref="Result"/> is
 /// set when the job succeeded and <see cref="Error"/> when it failed. <see cref="Owner"/> is whoever submitted
-/// it (an API key's name), so a listing can be limited to the caller's own jobs.
+/// it (an API key's name), so a listing can be limited to the caller's own jobs. <see cref="Instance"/> is
+/// the service process (a random id per start) that accepted the job and runs it; while the job is queued
+/// or running that process re-stamps <see cref="HeartbeatUtc"/>, and a job whose stamp grows older than the
+/// lease is marked failed (interrupted) by whichever replica notices. Records written before these two
+/// fields existed have neither; their <see cref="UpdatedUtc"/> stands in for the heartbeat.
 /// </summary>
 public sealed record JobRecord(
     string Id,
@@ -49,9 +53,15 @@ public sealed record JobRecord(
     DateTimeOffset UpdatedUtc,
     string? Owner,
     JsonElement? Result,
-    JobError? Error)
+    JobError? Error,
+    string? Instance = null,
+    DateTimeOffset? HeartbeatUtc = null)
 {
     /// <summary>True once the job succeeded or failed; a finished job never changes again.</summary>
     [JsonIgnore]
     public bool IsFinished => State is JobState.Succeeded or JobState.Failed;
+
+    /// <summary>The last sign of life of the process that holds the job.</summary>
+    [JsonIgnore]
+    public DateTimeOffset LastSeenUtc => HeartbeatUtc ?? UpdatedUtc;
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
 using CvrlServe.Api.Hosting;
@@ -17,8 +18,15 @@ public sealed record ProbeArchiveJob(string JobId, string Archive, string Model,
 /// evaluation protocol's training features per video (random resized crops and flips, seeded), the L2 sweep
 /// over held-out videos, then a save in the data folder. Progress is recorded per video in the
 /// <see cref="JobStore"/>; a job that fails records a problem (type, title, detail), never server paths.
-/// The archive and its extracted videos are deleted when the job ends, whatever the outcome. At start,
-/// jobs a previous process left unfinished are marked failed and its leftovers are removed.
+/// The archive and its extracted videos are deleted when the job ends, whatever the outcome.
+/// <para>
+/// Replicas may share the data folder. The queue is this process's own: a job runs in the replica that
+/// accepted it, which re-stamps the heartbeat of every job it holds (queued or running) every
+/// <see cref="CvrlServeOptions.JobHeartbeatSeconds"/>. At start and after every heartbeat each replica marks
+/// failed (interrupted) the jobs whose heartbeat is older than <see cref="CvrlServeOptions.JobLeaseSeconds"/>
+/// (their replica died) and removes work files of jobs that are finished or unknown, never those of a
+/// live job. A replica that stops gracefully marks its own unfinished jobs interrupted at once.
+/// </para>
 /// </summary>
 public sealed partial class ProbeArchiveJobs(
     JobStore jobs, ModelRegistryService models, ProbeCatalog probes, CvrlServe.Core.Video.VideoReader reader, IOptions<CvrlServeOptions> options, ILogger<ProbeArchiveJobs> logger)
@@ -30,22 +38,35 @@ public sealed partial class ProbeArchiveJobs(
     private static readonly TimeSpan Retention = TimeSpan.FromDays(7);
     private readonly Channel<ProbeArchiveJob> _queue = Channel.CreateBounded<ProbeArchiveJob>(new BoundedChannelOptions(QueueCapacity) { FullMode = BoundedChannelFullMode.Wait });
 
+    // Jobs this process accepted and has not finished (queued or running): the ones it heartbeats.
+    private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
+
     /// <summary>Where archives and their extracted videos live while a job runs.</summary>
     public string WorkFolder { get; } = Path.Combine(options.Value.FullDataFolder, "job-work");
 
+    private TimeSpan Lease => TimeSpan.FromSeconds(options.Value.JobLeaseSeconds);
+
     /// <summary>Queues a job; false when the queue is full (the caller answers 503).</summary>
-    public bool TryEnqueue(ProbeArchiveJob job) => _queue.Writer.TryWrite(job);
+    public bool TryEnqueue(ProbeArchiveJob job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        _held.TryAdd(job.JobId, 0);
+        if (_queue.Writer.TryWrite(job))
+        {
+            return true;
+        }
+
+        _held.TryRemove(job.JobId, out _);
+        return false;
+    }
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (Directory.Exists(WorkFolder))
-        {
-            Directory.Delete(WorkFolder, recursive: true);
-        }
-
         Directory.CreateDirectory(WorkFolder);
-        int interrupted = await jobs.RecoverAsync(cancellationToken);
-        jobs.DeleteOlderThan(Retention);
+        LogInstance(logger, jobs.Instance, Environment.MachineName);
+        int interrupted = await jobs.RecoverAsync(Lease, cancellationToken);
+        await jobs.DeleteOlderThanAsync(Retention, cancellationToken);
+        await DeleteAbandonedWorkAsync(cancellationToken);
         if (interrupted > 0)
         {
             LogRecovered(logger, interrupted);
@@ -54,7 +75,28 @@ public sealed partial class ProbeArchiveJobs(
         await base.StartAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        // This process's queue goes with it: say so now rather than a lease later.
+        var error = new JobError(JobErrors.Interrupted, "Interrupted", "The service process running the job stopped before the job finished; submit it again.");
+        foreach (string id in _held.Keys)
+        {
+            try
+            {
+                await jobs.UpdateAsync(id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, cancellationToken);
+            }
+            catch (Exception e) when (e is JobFinishedException or IOException or OperationCanceledException or CvrlException)
+            {
+                // Finished meanwhile, or the store cannot be written now: the lease catches it.
+            }
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(RunQueueAsync(stoppingToken), MaintainAsync(stoppingToken));
+
+    private async Task RunQueueAsync(CancellationToken stoppingToken)
     {
         await foreach (var job in _queue.Reader.ReadAllAsync(stoppingToken))
         {
@@ -65,8 +107,13 @@ public sealed partial class ProbeArchiveJobs(
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                // Shutting down: the next start marks the job failed (interrupted).
+                // Shutting down: StopAsync marks the job failed (interrupted).
                 return;
+            }
+            catch (JobFinishedException)
+            {
+                // Another replica marked it interrupted: this process missed its heartbeats for a whole lease.
+                LogTakenOver(logger, job.JobId);
             }
             catch (Exception e)
             {
@@ -80,16 +127,87 @@ public sealed partial class ProbeArchiveJobs(
                     LogFailed(logger, e, job.JobId);
                 }
 
-                await jobs.UpdateAsync(job.JobId, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+                try
+                {
+                    await jobs.UpdateAsync(job.JobId, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+                }
+                catch (JobFinishedException)
+                {
+                    LogTakenOver(logger, job.JobId);
+                }
             }
             finally
             {
-                jobs.DeleteOlderThan(Retention);
+                _held.TryRemove(job.JobId, out _);
+                await jobs.DeleteOlderThanAsync(Retention, CancellationToken.None);
                 File.Delete(job.Archive);
                 if (Directory.Exists(extracted))
                 {
                     Directory.Delete(extracted, recursive: true);
                 }
+            }
+        }
+    }
+
+    /// <summary>Every heartbeat: stamp this process's jobs, then fail the jobs of replicas that died (and drop their work files).</summary>
+    private async Task MaintainAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.JobHeartbeatSeconds));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await jobs.HeartbeatAsync(_held.Keys, stoppingToken);
+                    if (await jobs.RecoverAsync(Lease, stoppingToken) > 0)
+                    {
+                        await DeleteAbandonedWorkAsync(stoppingToken);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException)
+                {
+                    // A volume hiccup or a lock held too long: the next tick tries again, well within the lease.
+                    LogMaintenanceFailed(logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>
+    /// Removes archives and extracted folders in <see cref="WorkFolder"/> whose job is finished or unknown.
+    /// A live job's (this replica's or another's) always has an unfinished record: its record is written
+    /// before its archive arrives here.
+    /// </summary>
+    private async Task DeleteAbandonedWorkAsync(CancellationToken cancellationToken)
+    {
+        foreach (string entry in Directory.EnumerateFileSystemEntries(WorkFolder))
+        {
+            string name = Path.GetFileName(entry);
+            string id = name.EndsWith(".zip", StringComparison.Ordinal) ? name[..^4] : name;
+            if (JobStore.IsValidId(id) && await jobs.GetAsync(id, cancellationToken) is { IsFinished: false })
+            {
+                continue;
+            }
+
+            try
+            {
+                if (Directory.Exists(entry))
+                {
+                    Directory.Delete(entry, recursive: true);
+                }
+                else
+                {
+                    File.Delete(entry);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another replica is removing it too.
             }
         }
     }
@@ -186,8 +304,17 @@ public sealed partial class ProbeArchiveJobs(
     private static JobError Problem(Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem) =>
         new(problem.ProblemDetails.Type ?? "urn:cvrlserve:problem:error", problem.ProblemDetails.Title ?? "Error", problem.ProblemDetails.Detail ?? "");
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} jobs were unfinished when the service stopped; marked failed")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} jobs whose process stopped were marked failed (interrupted)")]
     private static partial void LogRecovered(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Jobs instance {Instance} on {Machine}")]
+    private static partial void LogInstance(ILogger logger, string instance, string machine);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was marked failed by another replica (its heartbeat lapsed); its work here is dropped")]
+    private static partial void LogTakenOver(ILogger logger, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job heartbeat or recovery failed; retried at the next heartbeat")]
+    private static partial void LogMaintenanceFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} failed")]
     private static partial void LogFailed(ILogger logger, Exception exception, string jobId);

@@ -19,7 +19,7 @@ public static class JobsApi
         ArgumentNullException.ThrowIfNull(v1);
         v1.MapGet("/jobs/{id}", GetAsync).WithName("GetJob").WithTags("Jobs")
             .WithSummary("A background job's state and progress")
-            .WithDescription("State (queued, running, succeeded, failed), progress from 0 to 1, a message, the result when it succeeded, a problem when it failed. A job the service was running when it stopped is marked failed (urn:cvrlserve:problem:interrupted) at the next start.")
+            .WithDescription("State (queued, running, succeeded, failed), progress from 0 to 1, a message, the result when it succeeded, a problem when it failed. Any replica answers for any job. A job whose service process stopped is marked failed (urn:cvrlserve:problem:interrupted): at once when the process stops gracefully, else by any replica once its heartbeat is older than the lease (Cvrl:JobLeaseSeconds).")
             .ProducesProblem(StatusCodes.Status404NotFound);
         v1.MapGet("/jobs", List).WithName("ListJobs").WithTags("Jobs")
             .WithSummary("Recent jobs visible to this key, newest first");

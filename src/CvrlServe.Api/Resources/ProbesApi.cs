@@ -58,7 +58,7 @@ public static class ProbesApi
         v1.MapGet("/probes/{model}/{name}", GetAsync).WithName("GetProbe").WithTags("Probes")
             .WithSummary("A probe's record")
             .ProducesProblem(404).ProducesProblem(503);
-        v1.MapDelete("/probes/{model}/{name}", Delete).WithName("DeleteProbe").WithTags("Probes")
+        v1.MapDelete("/probes/{model}/{name}", DeleteAsync).WithName("DeleteProbe").WithTags("Probes")
             .WithSummary("Delete a runtime probe (admin)")
             .WithDescription("Probes that ship with a model are read-only (409).")
             .RequireAuthorization(ApiKeyHandler.AdminPolicy)
@@ -178,8 +178,8 @@ public static class ProbesApi
         return TypedResults.Ok(new ProbeResponse(ModelsApi.Summary(m, model, readOnly), m.L2, m.Sweep, m.Preset));
     }
 
-    private static Results<NoContent, ProblemHttpResult> Delete(string model, string name, ProbeCatalog probes) =>
-        probes.Delete(model, name) ? TypedResults.NoContent() : Problems.NotFound($"No runtime probe '{name}' for model '{model}'.");
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string model, string name, ProbeCatalog probes, CancellationToken cancellationToken) =>
+        await probes.DeleteAsync(model, name, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound($"No runtime probe '{name}' for model '{model}'.");
 
     private static string Fingerprint(IReadOnlyList<ProbeExample> examples)
     {

@@ -9,14 +9,23 @@ namespace CvrlServe.Core.Inference;
 public sealed record ModelStatus(string Name, bool Ready, bool IsDefault, string? Provider, string? ModelId, string? EncoderSha256, int? Dimension, string? Error, DateTimeOffset? LoadedAt);
 
 /// <summary>
-/// Every encoder under the models folder (one subfolder each, with encoder.onnx and encoder.json). Watches
-/// the folder: a changed model is loaded beside the old one and swapped in atomically; requests in
-/// flight finish on the old session. A model that fails to load is reported in its status and does not
-/// affect the others; if an older version of it was serving, that one keeps serving. Changes under a
-/// model's <c>probes/</c> folder, hidden staging folders and folders whose names are not model names are
-/// ignored. Loads run one at a time, off the caller's and the watcher's threads.
+/// Every encoder under the models folder (one subfolder each, with encoder.onnx and encoder.json). Notices
+/// changes by watching the folder, by polling it, or both (<see cref="ChangeDetection"/>): a changed model is
+/// loaded beside the old one and swapped in atomically; requests in flight finish on the old session. A
+/// model that fails to load is reported in its status and does not affect the others; if an older version
+/// of it was serving, that one keeps serving. Changes under a model's <c>probes/</c> folder, hidden staging
+/// folders and folders whose names are not model names are ignored. Loads run one at a time, off the
+/// caller's, the watcher's and the timer's threads.
+/// <para>
+/// Polling compares a fingerprint of each model folder (length and modification time of encoder.onnx and
+/// encoder.json, and a hash of encoder.json's bytes, which name the ONNX file's SHA-256) with the one taken
+/// when the model was last loaded, and loads only folders whose fingerprint changed; new folders are
+/// loaded and vanished ones forgotten, as a watcher event would. The load itself verifies the files, so a
+/// copy caught half-way fails that load (the old version keeps serving) and the next poll, seeing the
+/// fingerprint move again, loads the finished copy.
+/// </para>
 /// </summary>
-public sealed class ModelRegistry : IAsyncDisposable
+public sealed partial class ModelRegistry : IAsyncDisposable
 {
     /// <summary>Longest model name.</summary>
     public const int MaxNameLength = 100;
@@ -34,6 +43,8 @@ public sealed class ModelRegistry : IAsyncDisposable
     // Never disposed either: a late caller may still link to its token.
     private readonly CancellationTokenSource _stopping = new();
     private FileSystemWatcher? _watcher;
+    private ITimer? _pollTimer;
+    private int _polling;
     private int _disposed;
 
     public ModelRegistry(string folder, EncoderSessionOptions options, string? defaultModel = null, ExecutionProviders.CudaAppender? appendCuda = null)
@@ -55,6 +66,15 @@ public sealed class ModelRegistry : IAsyncDisposable
     /// <summary>How long a folder must be quiet before it is reloaded (copies arrive file by file).</summary>
     public TimeSpan Debounce { get; init; } = TimeSpan.FromMilliseconds(400);
 
+    /// <summary>Watch, poll or both; read by <see cref="StartAsync"/>.</summary>
+    public ChangeDetection ChangeDetection { get; init; } = ChangeDetection.Both;
+
+    /// <summary>Time between two scans of the folder when polling (positive).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The clock that drives the poll timer.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
     /// <summary>Raised after every load attempt (for logs and tests), on the thread that loaded.</summary>
     public event Action<ModelStatus>? Changed;
 
@@ -68,14 +88,15 @@ public sealed class ModelRegistry : IAsyncDisposable
 
     /// <summary>
     /// Loads every model folder (each reported through <see cref="Changed"/> and <see cref="List"/>, failures
-    /// included), then watches for changes. Every model is known, loading, from the start, so a request
-    /// meanwhile is told "not ready" rather than "not found".
+    /// included), then watches and/or polls for changes. Every model is known, loading, from the start, so a
+    /// request meanwhile is told "not ready" rather than "not found".
     /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(PollInterval, TimeSpan.Zero, nameof(PollInterval));
         Directory.CreateDirectory(_folder);
-        string[] names = Directory.GetDirectories(_folder).Select(Path.GetFileName).OfType<string>().Where(IsValidName).Order(StringComparer.Ordinal).ToArray();
+        string[] names = ModelFolderNames();
         foreach (string name in names)
         {
             _entries.TryAdd(name, new Entry(name));
@@ -86,16 +107,24 @@ public sealed class ModelRegistry : IAsyncDisposable
             await ReloadAsync(name, cancellationToken);
         }
 
-        _watcher = new FileSystemWatcher(_folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
-        _watcher.Changed += (_, e) => OnChange(e.FullPath);
-        _watcher.Created += (_, e) => OnChange(e.FullPath);
-        _watcher.Deleted += (_, e) => OnChange(e.FullPath);
-        _watcher.Renamed += (_, e) =>
+        if (ChangeDetection is ChangeDetection.Watch or ChangeDetection.Both)
         {
-            OnChange(e.OldFullPath);
-            OnChange(e.FullPath);
-        };
-        _watcher.EnableRaisingEvents = true;
+            _watcher = new FileSystemWatcher(_folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+            _watcher.Changed += (_, e) => OnChange(e.FullPath);
+            _watcher.Created += (_, e) => OnChange(e.FullPath);
+            _watcher.Deleted += (_, e) => OnChange(e.FullPath);
+            _watcher.Renamed += (_, e) =>
+            {
+                OnChange(e.OldFullPath);
+                OnChange(e.FullPath);
+            };
+            _watcher.EnableRaisingEvents = true;
+        }
+
+        if (ChangeDetection is ChangeDetection.Poll or ChangeDetection.Both)
+        {
+            _pollTimer = TimeProvider.CreateTimer(_ => PollInBackground(), null, PollInterval, PollInterval);
+        }
     }
 
     public IReadOnlyList<ModelStatus> List() => _entries.Values.Select(Status).OrderBy(s => s.Name, StringComparer.Ordinal).ToArray();
@@ -155,7 +184,11 @@ public sealed class ModelRegistry : IAsyncDisposable
     /// A folder that fails to load is reported in the model's status, not thrown. Throws
     /// <see cref="InvalidRequestException"/> for a name no model can have.
     /// </summary>
-    public async Task ReloadAsync(string name, CancellationToken cancellationToken = default)
+    public async Task ReloadAsync(string name, CancellationToken cancellationToken = default) =>
+        await ReloadCoreAsync(name, onlyIfChanged: false, cancellationToken);
+
+    /// <summary>Loads <paramref name="name"/> (when <paramref name="onlyIfChanged"/>, only if its fingerprint moved); true when it loaded or forgot it.</summary>
+    private async Task<bool> ReloadCoreAsync(string name, bool onlyIfChanged, CancellationToken cancellationToken)
     {
         ValidateName(name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
@@ -170,7 +203,13 @@ public sealed class ModelRegistry : IAsyncDisposable
 
         try
         {
+            if (onlyIfChanged && !HasChanged(name))
+            {
+                return false;
+            }
+
             await LoadAsync(name, stop.Token);
+            return true;
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -195,6 +234,11 @@ public sealed class ModelRegistry : IAsyncDisposable
 
         await _stopping.CancelAsync();
         _watcher?.Dispose();
+        if (_pollTimer is not null)
+        {
+            await _pollTimer.DisposeAsync();
+        }
+
         Timer[] timers;
         lock (_pending)
         {
@@ -224,24 +268,6 @@ public sealed class ModelRegistry : IAsyncDisposable
         await Task.WhenAll(retired.Select(m => m.Disposed));
     }
 
-    /// <summary>The model a changed path belongs to, or null when the change does not concern a model.</summary>
-    public static string? ModelOf(string modelsFolder, string path)
-    {
-        string relative = Path.GetRelativePath(modelsFolder, path);
-        if (relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) || relative == ".")
-        {
-            return null;
-        }
-
-        string[] parts = relative.Split(Path.DirectorySeparatorChar);
-        if (!IsValidName(parts[0]) || (parts.Length > 1 && parts[1] == "probes"))
-        {
-            return null;
-        }
-
-        return parts[0];
-    }
-
     private static void ValidateName(string name)
     {
         if (!IsValidName(name))
@@ -256,6 +282,8 @@ public sealed class ModelRegistry : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         string dir = Path.Combine(_folder, name);
         var entry = _entries.GetOrAdd(name, n => new Entry(n));
+        // Taken before the files are read: a change landing during the load moves it again for the next poll.
+        entry.Fingerprint = Fingerprint(name);
         if (!Directory.Exists(dir) || !File.Exists(Path.Combine(dir, EncoderManifest.FileName)))
         {
             if (Directory.Exists(dir))
@@ -309,75 +337,6 @@ public sealed class ModelRegistry : IAsyncDisposable
         model.Retire();
     }
 
-    private void OnChange(string path)
-    {
-        if (ModelOf(_folder, path) is not { } name || _stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        // One lock for creating, re-arming and retiring debounce timers: a timer that fires (and is
-        // disposed) while a new event re-arms it would otherwise throw ObjectDisposedException on the
-        // watcher's thread, which ends the process.
-        lock (_pending)
-        {
-            if (_stopping.IsCancellationRequested)
-            {
-                return;
-            }
-
-            if (!_pending.TryGetValue(name, out var timer))
-            {
-                _pending[name] = timer = new Timer(_ => Fire(name));
-            }
-
-            timer.Change(Debounce, Timeout.InfiniteTimeSpan);
-        }
-    }
-
-    private void Fire(string name)
-    {
-        lock (_pending)
-        {
-            if (_pending.TryRemove(name, out var timer))
-            {
-                timer.Dispose();
-            }
-        }
-
-        ReloadInBackground(name);
-    }
-
-    /// <summary>A watcher-triggered reload: tracked so disposal waits for it, its failure reported in the model's status.</summary>
-    private void ReloadInBackground(string name)
-    {
-        if (_stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        var task = Task.Run(async () =>
-        {
-            try
-            {
-                await ReloadAsync(name);
-            }
-            catch (Exception e) when (_stopping.IsCancellationRequested && e is OperationCanceledException or ModelNotReadyException)
-            {
-                // Stopping: the model is about to retire anyway.
-            }
-            catch (Exception e)
-            {
-                if (_entries.TryGetValue(name, out var entry))
-                {
-                    entry.Error = $"Model '{name}' could not be reloaded ({e.GetType().Name}).";
-                }
-            }
-        });
-        _background.TryAdd(task, 0);
-        _ = task.ContinueWith(t => _background.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-    }
-
     private ModelStatus Status(Entry entry)
     {
         var model = Volatile.Read(ref entry.Model);
@@ -388,6 +347,9 @@ public sealed class ModelRegistry : IAsyncDisposable
     private sealed class Entry(string name)
     {
         public EncoderModel? Model;
+
+        /// <summary>The folder as the last load saw it; written and read with the registry's load lock held.</summary>
+        public FolderFingerprint? Fingerprint;
 
         public string Name { get; } = name;
 

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.IO.Compression;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CvrlServe.Core.Inference;
+using CvrlServe.Core.Storage;
 
 namespace CvrlServe.Core.Probes;
 
@@ -13,15 +15,24 @@ public sealed record StoredProbe(ProbeMetadata Metadata, LinearProbe Probe);
 /// The probes of one model folder, in <c>MODEL/probes/</c>: <c>NAME.zip</c> (the ML.NET model, with the
 /// record inside as <c>cvrl-probe.json</c>) and <c>NAME.json</c> (the same record, for people and listings).
 /// <para>
-/// Saving writes each file under a temporary name that parses back to exactly its probe's name, then
-/// renames it over the old one, so a process that dies mid-write leaves the previous probe whole and its
-/// leftovers are recognised (and removed by a later save of that probe, once they are old enough that
-/// no live writer can own them). Saves of one name are serialized within the store; different names
-/// proceed in parallel. Loading reads the zip once, through one handle, and takes both the record and
-/// the model from those bytes, so a save landing in between can never pair one version's classes with
-/// another's weights. Loaded probes are cached and reused while the file's length and modification time
-/// stay the same (each save stamps a fresh time). Loading against another model id or embedding size is
-/// refused.
+/// Several processes may share the folder (replicas on one network volume). Saving writes each file under a
+/// temporary name unique to the save (a GUID) that parses back to exactly its probe's name, then renames it
+/// over the old one, so a reader in any process sees the old zip or the new one whole, never a torn one,
+/// and a process that dies mid-write leaves the previous probe whole. Its leftovers are recognised and
+/// removed by a later save of that probe once they are old enough that no live writer can own them. The
+/// renames of a save (zip, then record) and the deletes of <see cref="DeleteAsync"/> run under one lock
+/// file per folder (<c>probes/.lock</c>, see <see cref="Storage.FileLock"/>), so concurrent saves and
+/// deletes from any process leave the zip and its record of the same version: the last one wins whole.
+/// Within the store, saves of one name are serialized; different names proceed in parallel. Loading reads
+/// the zip once, through one handle, and takes both the record and the model from those bytes, so a save
+/// landing in between can never pair one version's classes with another's weights.
+/// </para>
+/// <para>
+/// Loaded probes are cached and reused while the file's length, modification time and the zip's central
+/// directory (its last bytes, which carry every entry's CRC-32, the record's creation time included) stay
+/// the same: a replacement from any process is seen on the next load even when the file system's clock is
+/// too coarse to tell two writes apart. Each load opens the file, so a deleted probe is gone at once.
+/// Loading against another model id or embedding size is refused.
 /// </para>
 /// Use one instance per model folder for the life of the process; it is thread-safe.
 /// </summary>
@@ -31,17 +42,22 @@ public sealed class ProbeStore
     private const string RecordEntry = "cvrl-probe.json";
     private const string TemporarySuffix = ".tmp";
 
+    /// <summary>How much of a zip's end is compared to tell versions apart: its central directory, for a probe's few entries.</summary>
+    private const int TailBytes = 4096;
+
     /// <summary>A temporary file this old is a dead writer's leftover; a live save finishes in seconds.</summary>
     private static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
 
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (FileStamp Stamp, StoredProbe Probe)> _cache = new(StringComparer.Ordinal);
+    private readonly FileLock _folderLock;
 
     public ProbeStore(string modelFolder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
         ModelFolder = Path.GetFullPath(modelFolder);
         Folder = Path.Combine(ModelFolder, FolderName);
+        _folderLock = new FileLock(Path.Combine(Folder, ".lock"));
     }
 
     public string ModelFolder { get; }
@@ -105,8 +121,11 @@ public sealed class ProbeStore
                 var now = DateTime.UtcNow;
                 File.SetLastWriteTimeUtc(zipTemp, now > previous ? now : previous.AddTicks(1));
                 File.WriteAllText(jsonTemp, record);
-                File.Move(zipTemp, zip, overwrite: true);
-                File.Move(jsonTemp, json, overwrite: true);
+                using (await _folderLock.AcquireAsync(cancellationToken))
+                {
+                    File.Move(zipTemp, zip, overwrite: true);
+                    File.Move(jsonTemp, json, overwrite: true);
+                }
             }
             finally
             {
@@ -169,57 +188,109 @@ public sealed class ProbeStore
         return await LoadAsync(name, stored.Metadata.View is { } view ? ProbeFeatures.SpaceOf(model, view) : model, cancellationToken);
     }
 
+    /// <summary>
+    /// Deletes probe <paramref name="name"/> (its zip, then its record) under the folder's lock, so a save
+    /// racing it from any process leaves either that save whole or nothing. Returns false when there was no
+    /// zip of that name. Throws <see cref="InvalidRequestException"/> for a bad name.
+    /// </summary>
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ValidateName(name);
+        string zip = Path.Combine(Folder, name + ".zip");
+        if (!File.Exists(zip))
+        {
+            return false;
+        }
+
+        bool existed;
+        using (await _folderLock.AcquireAsync(cancellationToken))
+        {
+            existed = File.Exists(zip);
+            File.Delete(zip);
+            File.Delete(Path.Combine(Folder, name + ".json"));
+        }
+
+        _cache.TryRemove(name, out _);
+        return existed;
+    }
+
     private async Task<StoredProbe> ReadAsync(string name, string model, CancellationToken cancellationToken)
     {
         string zip = Path.Combine(Folder, name + ".zip");
-        var file = new FileInfo(zip);
-        if (!file.Exists)
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(zip, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new ProbeNotFoundException(name, model, List(), $"no file at '{zip}'");
         }
 
-        if (_cache.TryGetValue(name, out var cached) && cached.Stamp == new FileStamp(file.Length, file.LastWriteTimeUtc.Ticks))
+        // One handle: its stamp and its bytes are the same version, whatever renames land meanwhile.
+        using (handle)
         {
-            return cached.Probe;
-        }
-
-        var gate = Gate(name);
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            byte[] bytes;
             FileStamp stamp;
             try
             {
-                // One handle: its stamp and its bytes are the same version, whatever renames land meanwhile.
-                using var handle = File.OpenHandle(zip, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-                stamp = new FileStamp(RandomAccess.GetLength(handle), File.GetLastWriteTimeUtc(handle).Ticks);
+                stamp = Stamp(handle);
+            }
+            catch (IOException e)
+            {
+                throw new ProbeCorruptException(name, model, $"'{zip}': {e.Message}", e);
+            }
+
+            if (_cache.TryGetValue(name, out var cached) && cached.Stamp == stamp)
+            {
+                return cached.Probe;
+            }
+
+            var gate = Gate(name);
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                // Another load may have read this very version while this one waited.
                 if (_cache.TryGetValue(name, out cached) && cached.Stamp == stamp)
                 {
                     return cached.Probe;
                 }
 
-                bytes = new byte[stamp.Length];
+                byte[] bytes = new byte[stamp.Length];
                 int read = 0;
                 while (read < bytes.Length)
                 {
                     int n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
-                    read += n > 0 ? n : throw new EndOfStreamException("the file ended early");
+                    read += n > 0 ? n : throw new ProbeCorruptException(name, model, $"'{zip}': the file ended early");
                 }
-            }
-            catch (FileNotFoundException)
-            {
-                throw new ProbeNotFoundException(name, model, List(), $"'{zip}' disappeared while loading");
-            }
 
-            var stored = Parse(name, model, zip, bytes);
-            _cache[name] = (stamp, stored);
-            return stored;
+                var stored = Parse(name, model, zip, bytes);
+                _cache[name] = (stamp, stored);
+                return stored;
+            }
+            finally
+            {
+                gate.Release();
+            }
         }
-        finally
+    }
+
+    /// <summary>Length, modification time and a hash of the file's end (a zip's central directory) of the open file.</summary>
+    private static FileStamp Stamp(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        long length = RandomAccess.GetLength(handle);
+        int tailLength = (int)Math.Min(length, TailBytes);
+        Span<byte> tail = stackalloc byte[TailBytes];
+        tail = tail[..tailLength];
+        int read = 0;
+        while (read < tailLength)
         {
-            gate.Release();
+            int n = RandomAccess.Read(handle, tail[read..], length - tailLength + read);
+            read += n > 0 ? n : throw new EndOfStreamException("the file ended early");
         }
+
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(tail, hash);
+        return new FileStamp(length, File.GetLastWriteTimeUtc(handle).Ticks, Convert.ToHexString(hash));
     }
 
     private static StoredProbe Parse(string name, string model, string zip, byte[] bytes)
@@ -325,5 +396,5 @@ public sealed class ProbeStore
         }
     }
 
-    private readonly record struct FileStamp(long Length, long LastWriteTicks);
+    private readonly record struct FileStamp(long Length, long LastWriteTicks, string TailSha256);
 }

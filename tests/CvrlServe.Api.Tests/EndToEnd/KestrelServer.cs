@@ -12,7 +12,9 @@ namespace CvrlServe.Api.Tests.EndToEnd;
 /// variables. The port Kestrel chose is read from its "Now listening on" log line; the server is returned
 /// once <c>/health/ready</c> answers 200. Every line it prints is kept (the test's diagnostics) and can be
 /// waited for. Disposing sends SIGTERM, waits for the exit, kills the process if it is still alive, and
-/// deletes the folders; a failed start disposes too, so nothing is left behind.
+/// deletes the folders; a failed start disposes too, so nothing is left behind. Replicas of one deployment
+/// share folders the test made (<see cref="StartAsync(IReadOnlyDictionary{string, string?}?, string?)"/>):
+/// those are the test's to delete.
 /// </summary>
 public sealed partial class KestrelServer : IAsyncDisposable
 {
@@ -25,13 +27,18 @@ public sealed partial class KestrelServer : IAsyncDisposable
     private readonly List<string> _lines = [];
     private readonly List<(string Fragment, TaskCompletionSource<string> Seen)> _waiters = [];
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly bool _ownsRoot;
 
-    private KestrelServer()
+    private KestrelServer(string? sharedRoot)
     {
-        Root = Directory.CreateTempSubdirectory("cvrl-e2e-").FullName;
+        _ownsRoot = sharedRoot is null;
+        Root = sharedRoot ?? Directory.CreateTempSubdirectory("cvrl-e2e-").FullName;
         ModelsFolder = Path.Combine(Root, "models");
         DataFolder = Path.Combine(Root, "data");
-        CvrlApiFactory.CopyModel(Path.Combine(AppContext.BaseDirectory, "Models", "tiny-seed1"), Path.Combine(ModelsFolder, Model));
+        if (_ownsRoot)
+        {
+            CvrlApiFactory.CopyModel(Path.Combine(AppContext.BaseDirectory, "Models", "tiny-seed1"), Path.Combine(ModelsFolder, Model));
+        }
     }
 
     public string Root { get; }
@@ -64,9 +71,16 @@ public sealed partial class KestrelServer : IAsyncDisposable
     /// <paramref name="settings"/> (environment variable names such as <c>Cvrl__RateLimit__PermitsPerWindow</c>;
     /// a null value removes the default) and waits until it is ready.
     /// </summary>
-    public static async Task<KestrelServer> StartAsync(IReadOnlyDictionary<string, string?>? settings = null)
+    public static Task<KestrelServer> StartAsync(IReadOnlyDictionary<string, string?>? settings = null) => StartAsync(settings, sharedRoot: null);
+
+    /// <summary>
+    /// As <see cref="StartAsync(IReadOnlyDictionary{string, string?}?)"/>, on <c>models</c> and <c>data</c> under
+    /// <paramref name="sharedRoot"/> when given: folders the caller prepared (the models in them), that other
+    /// servers may use at the same time, and that disposing leaves in place.
+    /// </summary>
+    public static async Task<KestrelServer> StartAsync(IReadOnlyDictionary<string, string?>? settings, string? sharedRoot)
     {
-        var server = new KestrelServer();
+        var server = new KestrelServer(sharedRoot);
         try
         {
             await server.RunAsync(settings ?? new Dictionary<string, string?>());
@@ -181,7 +195,7 @@ public sealed partial class KestrelServer : IAsyncDisposable
         finally
         {
             _process.Dispose();
-            if (Directory.Exists(Root))
+            if (_ownsRoot && Directory.Exists(Root))
             {
                 Directory.Delete(Root, recursive: true);
             }

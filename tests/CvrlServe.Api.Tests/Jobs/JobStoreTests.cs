@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 
 namespace CvrlServe.Api.Tests.Jobs;
 
-public sealed class JobStoreTests : IDisposable
+public sealed partial class JobStoreTests : IDisposable
 {
     private readonly TempFolder _temp = new();
     private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
@@ -13,6 +13,8 @@ public sealed class JobStoreTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     private string Folder => _temp.Combine("jobs");
+
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
     private JobStore NewStore(ILogger<JobStore>? logger = null) => new(Folder, logger, _time);
 
@@ -128,7 +130,7 @@ public sealed class JobStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task RecoverAsync_AfterRestart_UnfinishedMarkedInterruptedFinishedUntouched()
+    public async Task RecoverAsync_HeartbeatsOlderThanTheLease_UnfinishedMarkedInterruptedFinishedUntouched()
     {
         var before = NewStore();
         var queued = await before.CreateAsync("embed", null, CancellationToken.None);
@@ -138,7 +140,7 @@ public sealed class JobStoreTests : IDisposable
         _time.Now += TimeSpan.FromMinutes(1);
 
         var after = NewStore();
-        int marked = await after.RecoverAsync(CancellationToken.None);
+        int marked = await after.RecoverAsync(Lease, CancellationToken.None);
 
         Assert.Equal(2, marked);
         foreach (var job in new[] { queued, running })
@@ -153,7 +155,7 @@ public sealed class JobStoreTests : IDisposable
         Assert.Equal(0.4, (await after.GetAsync(running.Id, CancellationToken.None))!.Progress);
         Assert.Equal(succeeded, await after.GetAsync(succeeded.Id, CancellationToken.None));
         Assert.Equal(failed, await after.GetAsync(failed.Id, CancellationToken.None));
-        Assert.Equal(0, await NewStore().RecoverAsync(CancellationToken.None));
+        Assert.Equal(0, await NewStore().RecoverAsync(Lease, CancellationToken.None));
     }
 
     [Fact]
@@ -167,13 +169,20 @@ public sealed class JobStoreTests : IDisposable
         await File.WriteAllTextAsync(Path.Combine(Folder, truncated + ".json"), """{"id":"x"}""");
         string leftover = Path.Combine(Folder, queued.Id + ".abc.tmp");
         await File.WriteAllTextAsync(leftover, "half a record");
+        File.SetLastWriteTimeUtc(leftover, (_time.Now - TimeSpan.FromHours(1)).UtcDateTime);
+        // A live writer's temporary (another replica's, mid-write) is not a leftover.
+        string live = Path.Combine(Folder, queued.Id + ".def.tmp");
+        await File.WriteAllTextAsync(live, "being written");
+        File.SetLastWriteTimeUtc(live, _time.Now.UtcDateTime);
         var logger = new ListLogger<JobStore>();
+        _time.Now += Lease + TimeSpan.FromSeconds(1);
 
         var restarted = NewStore(logger);
-        int marked = await restarted.RecoverAsync(CancellationToken.None);
+        int marked = await restarted.RecoverAsync(Lease, CancellationToken.None);
 
         Assert.Equal(1, marked);
         Assert.False(File.Exists(leftover));
+        Assert.True(File.Exists(live));
         Assert.Equal("{ not json", await File.ReadAllTextAsync(Path.Combine(Folder, garbage + ".json")));
         Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains(garbage, StringComparison.Ordinal));
         Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains(truncated, StringComparison.Ordinal));
@@ -202,11 +211,12 @@ public sealed class JobStoreTests : IDisposable
         await Task.WhenAll(updates);
 
         Assert.Equal("50", (await NewStore().GetAsync(job.Id, CancellationToken.None))!.Message);
-        Assert.Single(Directory.GetFiles(Folder));
+        Assert.Single(Directory.GetFiles(Folder, "*.json"));
+        Assert.Empty(Directory.GetFiles(Folder, "*.tmp"));
     }
 
     [Fact]
-    public async Task DeleteOlderThan_OldFinishedOnly_Deleted()
+    public async Task DeleteOlderThanAsync_OldFinishedOnly_Deleted()
     {
         var store = NewStore();
         var oldDone = await store.UpdateAsync((await store.CreateAsync("embed", null, CancellationToken.None)).Id, j => j with { State = JobState.Succeeded }, CancellationToken.None);
@@ -214,7 +224,7 @@ public sealed class JobStoreTests : IDisposable
         _time.Now += TimeSpan.FromDays(2);
         var newDone = await store.UpdateAsync((await store.CreateAsync("embed", null, CancellationToken.None)).Id, j => j with { State = JobState.Failed }, CancellationToken.None);
 
-        int deleted = store.DeleteOlderThan(TimeSpan.FromDays(1));
+        int deleted = await store.DeleteOlderThanAsync(TimeSpan.FromDays(1), CancellationToken.None);
 
         Assert.Equal(1, deleted);
         Assert.Null(await store.GetAsync(oldDone.Id, CancellationToken.None));

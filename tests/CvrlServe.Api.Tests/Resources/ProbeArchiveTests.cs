@@ -59,13 +59,14 @@ public sealed class ProbeArchiveTests(ApiVideos videos)
     }
 
     [Fact]
-    public async Task Restart_UnfinishedJobMarkedFailedInterrupted_NotLost()
+    public async Task Restart_JobOfAProcessThatDied_MarkedFailedInterrupted_NotLost()
     {
         string id;
         await using (var first = new CvrlApiFactory())
         {
-            // A job the previous process was running when it died.
-            var store = new JobStore(Path.Combine(first.DataFolder, "jobs"));
+            // A job a process was running when it died, a lease and more ago: its heartbeat stopped then.
+            var died = new Jobs.ManualTime(DateTimeOffset.UtcNow - TimeSpan.FromMinutes(5));
+            var store = new JobStore(Path.Combine(first.DataFolder, "jobs"), null, died);
             var job = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
             await store.UpdateAsync(job.Id, r => r with { State = JobState.Running, Progress = 0.5 }, CancellationToken.None);
             id = job.Id;

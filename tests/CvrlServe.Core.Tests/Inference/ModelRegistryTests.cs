@@ -3,7 +3,7 @@ using CvrlServe.Core.Inference;
 
 namespace CvrlServe.Core.Tests.Inference;
 
-public sealed class ModelRegistryTests : IDisposable
+public sealed partial class ModelRegistryTests : IDisposable
 {
     private static readonly int[] Shape = [3, 4, 32, 32];
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);

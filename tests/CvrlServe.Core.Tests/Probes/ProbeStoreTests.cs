@@ -5,7 +5,7 @@ using CvrlServe.Core.Tests.Inference;
 
 namespace CvrlServe.Core.Tests.Probes;
 
-public sealed class ProbeStoreTests : IDisposable
+public sealed partial class ProbeStoreTests : IDisposable
 {
     private readonly string _models = Directory.CreateTempSubdirectory("cvrl-probestore-").FullName;
     private readonly EncoderManifest _manifest = EncoderManifest.Load(TinyModels.Seed1);
