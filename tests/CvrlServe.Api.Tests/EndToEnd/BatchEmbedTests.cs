@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace CvrlServe.Api.Tests.EndToEnd;
+
+/// <summary>
+/// <c>cvrl embed --server URL</c> against the real service: the CLI as its own process (the solution's build of
+/// src/CvrlServe.Training; these tests do not reference it, so libtorch stays out of the API's tests), the
+/// service as its own process, and for the retry tests a small front on loopback that answers 503 before it
+/// forwards.
+/// </summary>
+[Collection(SharedEndToEndServer.Name)]
+public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("cvrl-batch-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task EmbedThroughServer_ThreeVideosTwoAtATime_TheServicesOwnEmbeddings()
+    {
+        string[] videos = ["red-0.mp4", "blue-0.mp4", "red-1.mp4"];
+        string output = Path.Combine(_folder, "out.jsonl");
+
+        var (code, _, stderr) = await RunCvrlAsync(["embed", "--server", fixture.Server.BaseAddress.ToString(), "--concurrency", "2", "--out", output, .. videos.Select(fixture.Videos.Path)]);
+
+        Assert.True(code == 0, stderr);
+        var lines = (await File.ReadAllLinesAsync(output)).Select(l => JsonDocument.Parse(l).RootElement).ToDictionary(l => l.GetProperty("video").GetString()!);
+        Assert.Equal(videos.Length, lines.Count);
+        using var client = fixture.Server.Client();
+        foreach (string video in videos)
+        {
+            using var response = await client.PostAsync(new Uri("v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(fixture.Videos.Path(video)));
+            var direct = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var line = lines[fixture.Videos.Path(video)];
+            Assert.Equal(direct.GetProperty("modelId").GetString(), line.GetProperty("modelId").GetString());
+            Assert.Equal(direct.GetProperty("sha256").GetString(), line.GetProperty("sha256").GetString());
+            float[] expected = direct.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            float[] actual = line.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            Assert.All(expected.Zip(actual), p => Assert.True(Math.Abs(p.First - p.Second) < 1e-5, $"{p.First} vs {p.Second}"));
+        }
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_TwoAnswers503WithRetryAfter_RetriedUntilEmbedded()
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, failFirstPosts: 2);
+        string output = Path.Combine(_folder, "retried.jsonl");
+
+        var (code, _, stderr) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, fixture.Videos.Path("blue-1.mp4"));
+
+        Assert.True(code == 0, stderr);
+        Assert.Equal(3, front.Posts);
+        Assert.Equal(2, CountOf(stderr, "retrying in 1 s"));
+        Assert.True(JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.TryGetProperty("embedding", out _));
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_AVideoTheServiceRefuses_RecordedWithItsProblemAndSentOnce()
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, failFirstPosts: 0);
+        string notVideo = Path.Combine(_folder, "notes.mp4");
+        await File.WriteAllTextAsync(notVideo, "this is text, not a video");
+        string output = Path.Combine(_folder, "refused.jsonl");
+
+        var (code, _, _) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, notVideo);
+
+        Assert.Equal(1, code);
+        Assert.Equal(1, front.Posts);
+        var error = JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.GetProperty("error");
+        Assert.Equal(415, error.GetProperty("status").GetInt32());
+        Assert.Equal("urn:cvrlserve:problem:unsupported-media", error.GetProperty("kind").GetString());
+    }
+
+    private static int CountOf(string text, string fragment)
+    {
+        int count = 0;
+        for (int at = text.IndexOf(fragment, StringComparison.Ordinal); at >= 0; at = text.IndexOf(fragment, at + 1, StringComparison.Ordinal))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>Runs the solution's own build of <c>cvrl</c> (same configuration as these tests) as a process.</summary>
+    private static async Task<(int Code, string Stdout, string Stderr)> RunCvrlAsync(params string[] arguments)
+    {
+        string testFolder = AppContext.BaseDirectory;
+        string configuration = testFolder.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
+        string repo = testFolder;
+        while (!File.Exists(Path.Combine(repo, "CvrlServe.sln")))
+        {
+            repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("CvrlServe.sln not found above the test folder.");
+        }
+
+        string cvrl = Path.Combine(repo, "src", "CvrlServe.Training", "bin", configuration, "net10.0", "linux-x64", "cvrl.dll");
+        Assert.True(File.Exists(cvrl), $"{cvrl} is missing: build the solution (dotnet build CvrlServe.sln -c {configuration}) first.");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(cvrl);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>A front on loopback: the first N POSTs get 503 with Retry-After: 1 and a problem body; everything else is forwarded.</summary>
+    private sealed class FlakyFront : IAsyncDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly HttpClient _forward;
+        private readonly int _failFirstPosts;
+        private readonly Task _loop;
+        private int _posts;
+
+        private FlakyFront(Uri target, int failFirstPosts)
+        {
+            _forward = new HttpClient { BaseAddress = target, Timeout = TimeSpan.FromMinutes(2) };
+            _failFirstPosts = failFirstPosts;
+            int port;
+            using (var probe = new TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            }
+
+            BaseAddress = new Uri($"http://127.0.0.1:{port}/");
+            _listener.Prefixes.Add(BaseAddress.ToString());
+            _listener.Start();
+            _loop = Task.Run(LoopAsync);
+        }
+
+        public Uri BaseAddress { get; }
+
+        public int Posts => Volatile.Read(ref _posts);
+
+        public static FlakyFront Start(Uri target, int failFirstPosts) => new(target, failFirstPosts);
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Stop();
+            _listener.Close();
+            try
+            {
+                await _loop;
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+            {
+            }
+
+            _forward.Dispose();
+        }
+
+        private async Task LoopAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+
+                _ = Task.Run(() => HandleAsync(context));
+            }
+        }
+
+        private async Task HandleAsync(HttpListenerContext context)
+        {
+            var request = context.Request;
+            var response = context.Response;
+            try
+            {
+                if (request.HttpMethod == "POST" && Interlocked.Increment(ref _posts) <= _failFirstPosts)
+                {
+                    await request.InputStream.CopyToAsync(Stream.Null);
+                    response.StatusCode = 503;
+                    response.AddHeader("Retry-After", "1");
+                    response.ContentType = "application/problem+json";
+                    await response.OutputStream.WriteAsync("""{"type":"urn:cvrlserve:problem:overloaded","title":"Busy","status":503}"""u8.ToArray());
+                    return;
+                }
+
+                using var body = new MemoryStream();
+                await request.InputStream.CopyToAsync(body);
+                using var forwarded = new HttpRequestMessage(new HttpMethod(request.HttpMethod), request.Url!.PathAndQuery.TrimStart('/'));
+                if (request.HttpMethod != "GET")
+                {
+                    forwarded.Content = new ByteArrayContent(body.ToArray());
+                    forwarded.Content.Headers.TryAddWithoutValidation("Content-Type", request.ContentType);
+                }
+
+                using var answer = await _forward.SendAsync(forwarded);
+                response.StatusCode = (int)answer.StatusCode;
+                response.ContentType = answer.Content.Headers.ContentType?.ToString();
+                await answer.Content.CopyToAsync(response.OutputStream);
+            }
+            finally
+            {
+                response.Close();
+            }
+        }
+    }
+}
