@@ -27,9 +27,16 @@ internal static class Cli
                            --eval: held-out top-1 of the trained classifier (centre clip) after training
               the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a
               pretrained encoder. LABELLED: a folder per class, a CSV of path,label, or a UCF101 split list
-          cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...
-              one JSON line per video: embedding, encoder SHA-256, per-clip embeddings with times, stage
-              timings; a video that fails is reported on stderr (exit 1) while the others go through
+          cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...|--list FILE|--folder DIR
+                     [--shard i/N|auto/N] [--out FILE.jsonl [--retry-failed]] [--concurrency N]
+          cvrl embed --server URL [--api-key KEY] [--model NAME] [--retries N] [--timeout S] (same options)
+              one JSON line per video: embedding, model id, per-clip embeddings with times, stage timings;
+              a video that fails is reported on stderr (exit 1) while the others go through.
+              --folder: its videos, recursively; --list: one path per line. --shard: this worker's share
+              (SHA-256 of the path mod N; auto/N reads JOB_COMPLETION_INDEX). --out: resumable (a rerun
+              skips videos done or failed in this model's space; a torn last line is dropped); failures
+              are recorded there too. --server: through a CvrlServe service (CVRL_API_KEY), retrying
+              refused connections, timeouts, 429/502/503/504 (after Retry-After)
           cvrl probe train --model models/NAME --data LABELLED --name PROBE [--trainer lbfgs|sdca]
                            [--preset small|paper] [--augment protocol|none] [--flip on|off]
                            [--clips-per-video N] [--train-crop N] [--single-frame] [--seed N]
