@@ -16,6 +16,7 @@ public sealed class CvrlMetrics : IDisposable
     private readonly Histogram<double> _inference;
     private readonly Histogram<double> _queue;
     private readonly Histogram<int> _clips;
+    private long _inFlight;
 
     private static readonly double[] Seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
     private static readonly double[] Counts = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -48,6 +49,8 @@ public sealed class CvrlMetrics : IDisposable
         _inference = _meter.CreateHistogram<double>("inference_duration", "s", "Encoder time per video (its batches)");
         _queue = _meter.CreateHistogram<double>("batch_queue_wait", "s", "Time a video's clips waited for the encoder");
         _clips = _meter.CreateHistogram<int>("request_clips", "{clip}", "Clips (views) per request sent to the encoder");
+        _meter.CreateObservableGauge("requests_in_flight", () => Interlocked.Read(ref _inFlight), "{request}",
+            "Video requests (embed, classify) being served: uploading, decoding, waiting for or running the encoder. The autoscaling signal (deploy/k8s).");
         _meter.CreateObservableGauge("decoded_memory_in_use", () => reader.MemoryBudget.InUseBytes, "By", "Decoded-memory budget in use");
         _meter.CreateObservableGauge("decoded_memory_budget", () => reader.MemoryBudget.CapacityBytes, "By", "Decoded-memory budget");
         _meter.CreateObservableGauge("decoded_memory_waiting", () => reader.MemoryBudget.Waiting, "{request}", "Requests waiting for the decoded-memory budget");
@@ -61,6 +64,19 @@ public sealed class CvrlMetrics : IDisposable
     }
 
     /// <summary>Records one embedded video's stage times and view count.</summary>
+    /// <summary>Counts a video request in <c>requests_in_flight</c> until the scope is disposed.</summary>
+    public InFlightScope InFlight()
+    {
+        Interlocked.Increment(ref _inFlight);
+        return new InFlightScope(this);
+    }
+
+    /// <summary>Ends one request's count.</summary>
+    public readonly struct InFlightScope(CvrlMetrics owner) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref owner._inFlight);
+    }
+
     public void Record(Core.Inference.StageTimings timings, int views)
     {
         ArgumentNullException.ThrowIfNull(timings);

@@ -74,6 +74,7 @@ public static class ClassifyApi
     private static async Task<Results<Ok<ClassifyResponse>, ProblemHttpResult>> ClassifyAsync(
         HttpContext context, UploadReader uploads, ModelRegistryService models, ProbeCatalog probes, VideoEmbedder embedder, CvrlMetrics metrics, RequestLog log, IOptions<CvrlServeOptions> options)
     {
+        using var inFlight = metrics.InFlight();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var upload = await uploads.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, context.RequestAborted);
         var uploadTime = clock.Elapsed;

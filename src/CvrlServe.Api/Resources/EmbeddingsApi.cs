@@ -64,6 +64,7 @@ public static class EmbeddingsApi
     private static async Task<Results<Ok<EmbeddingResponse>, ProblemHttpResult>> EmbedAsync(
         HttpContext context, UploadReader uploads, ModelRegistryService models, VideoEmbedder embedder, CvrlMetrics metrics, RequestLog log, IOptions<CvrlServeOptions> options)
     {
+        using var inFlight = metrics.InFlight();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var upload = await uploads.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, context.RequestAborted);
         var uploadTime = clock.Elapsed;
