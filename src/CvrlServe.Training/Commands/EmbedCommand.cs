@@ -51,6 +51,8 @@ internal static class EmbedCommand
         var listing = list is not null ? EmbedListing.FromList(list) : folder is not null ? EmbedListing.FromFolder(folder) : EmbedListing.FromArguments(args.Positionals);
         var shard = shardText is null ? new Shard(0, 1) : Shard.Parse(shardText, environment);
         var items = listing.Where(i => shard.Holds(i.Key)).ToArray();
+        // "{shard}" in --out is this shard's index: one command line for every worker of an Indexed Job.
+        outPath = outPath?.Replace("{shard}", shard.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>

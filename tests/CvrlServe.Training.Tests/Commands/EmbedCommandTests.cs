@@ -99,9 +99,10 @@ public sealed class EmbedCommandTests(TrainingVideos videos) : IDisposable
         string model = TinyModel();
         string out0 = Path.Combine(_folder, "shard-0.jsonl");
         string out1 = Path.Combine(_folder, "shard-1.jsonl");
+        string outPattern = Path.Combine(_folder, "shard-{shard}.jsonl");
 
-        var (code0, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "0/2", "--out", out0, "--concurrency", "2");
-        var (code1, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "1/2", "--out", out1);
+        var (code0, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "0/2", "--out", outPattern, "--concurrency", "2");
+        var (code1, _, _) = ModelCommandsTests.Run("embed", "--model", model, "--folder", videos.Unlabeled, "--shard", "1/2", "--out", outPattern);
 
         Assert.Equal(0, code0);
         Assert.Equal(0, code1);

@@ -1,0 +1,227 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+using CvrlServe.Api.Hosting;
+using CvrlServe.Api.Tests.EndToEnd;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Configuration;
+
+namespace CvrlServe.Api.Tests.Deploy;
+
+/// <summary>
+/// deploy/k8s checked without a cluster: every manifest and every rendered kustomization deserializes strictly
+/// (unknown fields are errors) into the Kubernetes client's typed models, and what the manifests say agrees
+/// with the service they deploy: settings that bind to <see cref="CvrlServeOptions"/>, limits and timeouts
+/// above the service's, the gateway's body size, health paths the app maps, the metric the HPA scales on.
+/// </summary>
+public sealed partial class KubernetesManifestTests
+{
+    private static readonly string Root = FindRoot();
+    private static readonly string K8s = Path.Combine(Root, "deploy", "k8s");
+
+    public static TheoryData<string> Kustomizations => new(Directory.EnumerateFiles(K8s, "kustomization.yaml", SearchOption.AllDirectories)
+        .Select(f => Path.GetRelativePath(K8s, Path.GetDirectoryName(f)!)).Order(StringComparer.Ordinal));
+
+    public static TheoryData<string> Manifests => new(Directory.EnumerateFiles(K8s, "*.yaml", SearchOption.AllDirectories)
+        .Where(f => Path.GetFileName(f) != "kustomization.yaml").Select(f => Path.GetRelativePath(K8s, f)).Order(StringComparer.Ordinal));
+
+    [Theory]
+    [MemberData(nameof(Manifests))]
+    public void Manifest_EveryDocument_IsAKnownKindWithOnlyKnownFields(string manifest)
+    {
+        var objects = KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(K8s, manifest)), strict: true);
+
+        Assert.NotEmpty(objects);
+        Assert.All(objects, o => Assert.IsAssignableFrom<IKubernetesObject>(o));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kustomizations))]
+    public void Kustomization_Rendered_EveryDocumentIsStrictlyValid(string folder)
+    {
+        var objects = Rendered(folder);
+
+        Assert.NotEmpty(objects);
+        Assert.All(objects, o => Assert.IsAssignableFrom<IKubernetesObject>(o));
+    }
+
+    [Theory]
+    [InlineData("  replicas: 2", "  replica: 2")]
+    [InlineData("  replicas: 2", "  replicas: two")]
+    [InlineData("      containers:", "      contianers:")]
+    [InlineData("              containerPort: 8080", "              containerPort: 8080\n              hostPot: 80")]
+    public void Validation_AMisspelledFieldOrWrongType_IsRefused(string original, string mutated)
+    {
+        string yaml = File.ReadAllText(Path.Combine(K8s, "base", "deployment.yaml"));
+        Assert.Contains(original, yaml, StringComparison.Ordinal);
+
+        Assert.ThrowsAny<Exception>(() => KubernetesYaml.LoadAllFromString(yaml.Replace(original, mutated, StringComparison.Ordinal), strict: true));
+    }
+
+    [Fact]
+    public void Base_CpuImage_ServiceSelectsThePods_ProbesOnTheHealthEndpoints()
+    {
+        var objects = Rendered("base");
+        var deployment = objects.OfType<V1Deployment>().Single();
+        var container = deployment.Spec.Template.Spec.Containers.Single();
+        var service = objects.OfType<V1Service>().Single();
+
+        Assert.Equal("cvrlserve:cpu", container.Image);
+        Assert.All(service.Spec.Selector, l => Assert.Equal(l.Value, deployment.Spec.Template.Metadata.Labels[l.Key]));
+        Assert.Equal("/health/ready", container.ReadinessProbe.HttpGet.Path);
+        Assert.Equal("/health/live", container.LivenessProbe.HttpGet.Path);
+        Assert.Equal("/health/live", container.StartupProbe.HttpGet.Path);
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, objects.OfType<V1PodDisruptionBudget>().Single().Spec.Selector.MatchLabels);
+    }
+
+    [Fact]
+    public async Task HealthPaths_OfTheProbes_AreOnesTheAppMaps()
+    {
+        var container = Rendered("base").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single();
+        await using var app = new CvrlApiFactory();
+        using var client = app.CreateClient();
+
+        foreach (string path in new[] { container.ReadinessProbe.HttpGet.Path, container.LivenessProbe.HttpGet.Path })
+        {
+            using var response = await client.GetAsync(new Uri(path.TrimStart('/'), UriKind.Relative));
+            Assert.NotEqual(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"{path}: {response.StatusCode}");
+        }
+    }
+
+    [Theory]
+    [InlineData("base")]
+    [InlineData("overlays/gpu")]
+    public void Settings_EveryCvrlVariable_BindsToTheOptionsAndValidates(string folder)
+    {
+        var container = Rendered(folder).OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single();
+        var settings = container.Env.Where(e => e.Name.StartsWith("Cvrl__", StringComparison.Ordinal))
+            .ToDictionary(e => e.Name.Replace("__", ":", StringComparison.Ordinal), e => (string?)(e.Value ?? "a-secret-value-from-the-secret"));
+        Assert.Equal(container.Env.Count(e => e.Name.StartsWith("Cvrl__", StringComparison.Ordinal)), settings.Count); // no duplicate after the patch
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+
+        var options = new CvrlServeOptions();
+        configuration.GetSection("Cvrl").Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+
+        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), errors, validateAllProperties: true);
+        Assert.Empty(errors.Select(e => e.ErrorMessage).Concat(options.Validate(new(options)).Select(e => e.ErrorMessage)));
+    }
+
+    [Fact]
+    public void Settings_AMisspelledVariable_IsCaughtByTheBinding()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Cvrl:PollIntervalSecond"] = "10" }).Build();
+
+        Assert.Throws<InvalidOperationException>(() => configuration.GetSection("Cvrl").Bind(new CvrlServeOptions(), o => o.ErrorOnUnknownConfiguration = true));
+    }
+
+    [Fact]
+    public void Drain_GracePeriod_CoversPreStopAndTheLongestRequest()
+    {
+        var deployment = Rendered("base").OfType<V1Deployment>().Single();
+        var container = deployment.Spec.Template.Spec.Containers.Single();
+        double requestTimeout = double.Parse(Env(container, "Cvrl__RequestTimeoutSeconds") ?? new CvrlServeOptions().RequestTimeoutSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        var preStop = container.Lifecycle.PreStop.Exec.Command;
+        Assert.Equal("sleep", preStop[0]);
+
+        Assert.True(deployment.Spec.Template.Spec.TerminationGracePeriodSeconds > requestTimeout + double.Parse(preStop[1], CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void Ingress_BodyAndTimeouts_MatchTheServiceAndTheNginxGateway()
+    {
+        var annotations = Rendered("base").OfType<V1Ingress>().Single().Metadata.Annotations;
+        string template = File.ReadAllText(Path.Combine(Root, "deploy", "nginx", "cvrlserve.conf.template"));
+        var defaults = new CvrlServeOptions();
+
+        string bodySize = annotations["nginx.ingress.kubernetes.io/proxy-body-size"];
+        Assert.Equal(NginxDirective(template, "client_max_body_size"), bodySize);
+        Assert.True(Bytes(bodySize) > defaults.MaxUploadBytes, $"{bodySize} ≤ MaxUploadBytes {defaults.MaxUploadBytes}");
+        foreach (string timeout in new[] { "proxy-read-timeout", "proxy-send-timeout" })
+        {
+            double seconds = double.Parse(annotations["nginx.ingress.kubernetes.io/" + timeout], CultureInfo.InvariantCulture);
+            Assert.True(seconds > defaults.RequestTimeoutSeconds, $"{timeout} {seconds} ≤ {defaults.RequestTimeoutSeconds}");
+            Assert.Equal(NginxDirective(template, timeout.Replace('-', '_')), seconds.ToString(CultureInfo.InvariantCulture) + "s");
+        }
+
+        Assert.Equal("error timeout", annotations["nginx.ingress.kubernetes.io/proxy-next-upstream"]);
+    }
+
+    [Fact]
+    public void Hpa_ScalesOnTheInFlightSeriesTheServiceExports_ThroughTheAdapterRule()
+    {
+        var hpa = Rendered("base").OfType<V2HorizontalPodAutoscaler>().Single();
+        var adapter = KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(K8s, "monitoring", "prometheus-adapter-rules.yaml")), strict: true).OfType<V1ConfigMap>().Single();
+
+        var metric = hpa.Spec.Metrics.Single();
+        Assert.Equal("Pods", metric.Type);
+        // InFlightMetricTests reads this series from a real server's /metrics.
+        Assert.Equal(InFlightMetricTests.Series, metric.Pods.Metric.Name);
+        Assert.Contains($"as: \"{InFlightMetricTests.Series}\"", adapter.Data["config.yaml"], StringComparison.Ordinal);
+        Assert.Contains($"seriesQuery: '{InFlightMetricTests.Series}{{", adapter.Data["config.yaml"], StringComparison.Ordinal);
+        Assert.Equal("cvrlserve", hpa.Spec.ScaleTargetRef.Name);
+    }
+
+    [Fact]
+    public void GpuOverlay_GpuImageOneGpuCudaProvider_BaseSettingsKept()
+    {
+        var container = Rendered("overlays/gpu").OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single();
+
+        Assert.Equal("cvrlserve:gpu", container.Image);
+        Assert.Equal(new ResourceQuantity("1"), container.Resources.Limits["nvidia.com/gpu"]);
+        Assert.Equal("Cuda", Env(container, "Cvrl__Provider"));
+        Assert.Equal("Poll", Env(container, "Cvrl__ChangeDetection"));
+        Assert.Equal("/health/ready", container.ReadinessProbe.HttpGet.Path);
+    }
+
+    [Fact]
+    public void BatchJob_IndexedAndSharded_WithOptionsCvrlEmbedHas()
+    {
+        var job = Rendered("batch").OfType<V1Job>().Single();
+        var container = job.Spec.Template.Spec.Containers.Single();
+        // The CLI's options, read from its source: the API's tests do not reference the training project.
+        string source = File.ReadAllText(Path.Combine(Root, "src", "CvrlServe.Training", "Commands", "EmbedCommand.cs"));
+        var known = OptionLiteral().Matches(source).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+
+        Assert.Equal("Indexed", job.Spec.CompletionMode);
+        Assert.Equal("/app/cvrl/cvrl", container.Command.Single());
+        Assert.Equal("embed", container.Args[0]);
+        Assert.All(container.Args.Where(a => a.StartsWith("--", StringComparison.Ordinal)), a => Assert.Contains(a, known));
+        Assert.Equal($"auto/{job.Spec.Completions}", container.Args[container.Args.IndexOf("--shard") + 1]);
+        Assert.Contains("{shard}", container.Args[container.Args.IndexOf("--out") + 1], StringComparison.Ordinal);
+        Assert.StartsWith("/app/models/", container.Args[container.Args.IndexOf("--model") + 1], StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(Root, "models", Path.GetFileName(container.Args[container.Args.IndexOf("--model") + 1]))), "the Job names a model the image does not carry");
+    }
+
+    private static List<object> Rendered(string folder) =>
+        Kustomize.Render(Path.Combine(K8s, folder)).SelectMany(d => KubernetesYaml.LoadAllFromString(Kustomize.Serialize(d), strict: true)).ToList();
+
+    private static string? Env(V1Container container, string name) => container.Env.SingleOrDefault(e => e.Name == name)?.Value;
+
+    private static string NginxDirective(string template, string name) =>
+        Regex.Match(template, $@"^\s*{name}\s+(\S+);", RegexOptions.Multiline) is { Success: true } m ? m.Groups[1].Value : throw new InvalidOperationException($"{name} not in the nginx template");
+
+    private static long Bytes(string size) => size[^1] switch
+    {
+        'k' or 'K' => long.Parse(size[..^1], CultureInfo.InvariantCulture) * 1024,
+        'm' or 'M' => long.Parse(size[..^1], CultureInfo.InvariantCulture) * 1024 * 1024,
+        'g' or 'G' => long.Parse(size[..^1], CultureInfo.InvariantCulture) * 1024 * 1024 * 1024,
+        _ => long.Parse(size, CultureInfo.InvariantCulture),
+    };
+
+    [GeneratedRegex("\"(--[a-z-]+)\"")]
+    private static partial Regex OptionLiteral();
+
+    private static string FindRoot()
+    {
+        string folder = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(folder, "CvrlServe.sln")))
+        {
+            folder = Path.GetDirectoryName(folder) ?? throw new InvalidOperationException("CvrlServe.sln not found above the test folder.");
+        }
+
+        return folder;
+    }
+}
