@@ -34,7 +34,7 @@ internal static class Cli
               a video that fails is reported on stderr (exit 1) while the others go through.
               --folder: its videos, recursively; --list: one path per line. --shard: this worker's share
               (SHA-256 of the path mod N; auto/N reads JOB_COMPLETION_INDEX). --out: resumable (a rerun
-              skips videos done or failed in this model's space; a torn last line is dropped; {{shard}} in
+              skips videos done or failed in this model's space; a torn last line is dropped; {"{shard}"} in
               FILE is the shard's index); failures
               are recorded there too. --server: through a CvrlServe service (CVRL_API_KEY), retrying
               refused connections, timeouts, 429/502/503/504 (after Retry-After)
