@@ -29,7 +29,7 @@ public sealed class SupervisedTrainerTests(TrainingVideos videos, ITestOutputHel
         // scored the same way must give the training accuracy whatever their order.
         string evalCsv = Path.Combine(_folder, "eval.csv");
         File.WriteAllLines(evalCsv, ["path,label", .. Directory.GetDirectories(videos.Labelled).SelectMany(d => Directory.GetFiles(d).Select(f => $"{f},{Path.GetFileName(d)}")).Reverse()]);
-        var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(videos.Labelled, Path.Combine(_folder, "run"), Path.Combine(_folder, "cache"), Config(60), false, new StringWriter(), EvalData: evalCsv));
+        var summary = await SupervisedTrainer.RunAsync(new SupervisedRun(videos.Labelled, Path.Combine(_folder, "run"), Path.Combine(_folder, "cache"), Config(120), false, new StringWriter(), EvalData: evalCsv));
         output.WriteLine($"classes {string.Join(',', summary.Classes)}; loss {summary.Steps[0].Loss:F3} -> {summary.Steps[^1].Loss:F3}; training accuracy {summary.TrainAccuracy:P0}");
         Assert.Equal(["down", "pulse", "right"], summary.Classes);
         Assert.True(summary.TrainAccuracy >= 0.75, $"training accuracy {summary.TrainAccuracy} (chance 0.33)");
