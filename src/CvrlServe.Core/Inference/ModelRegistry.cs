@@ -184,8 +184,8 @@ public sealed partial class ModelRegistry : IAsyncDisposable
     /// A folder that fails to load is reported in the model's status, not thrown. Throws
     /// <see cref="InvalidRequestException"/> for a name no model can have.
     /// </summary>
-    public async Task ReloadAsync(string name, CancellationToken cancellationToken = default) =>
-        await ReloadCoreAsync(name, onlyIfChanged: false, cancellationToken);
+    public Task ReloadAsync(string name, CancellationToken cancellationToken = default) =>
+        ReloadCoreAsync(name, onlyIfChanged: false, cancellationToken);
 
     /// <summary>Loads <paramref name="name"/> (when <paramref name="onlyIfChanged"/>, only if its fingerprint moved); true when it loaded or forgot it.</summary>
     private async Task<bool> ReloadCoreAsync(string name, bool onlyIfChanged, CancellationToken cancellationToken)
