@@ -65,6 +65,12 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Range(0.01, 3600)]
     public double RequestTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>
+    /// How long a stopping host (SIGTERM) lets requests in flight finish: the longest a request may take plus
+    /// 15 s for its upload's tail and the answer. An orchestrator's grace period must cover it.
+    /// </summary>
+    public TimeSpan ShutdownTimeout => TimeSpan.FromSeconds(RequestTimeoutSeconds + 15);
+
     /// <summary>Bytes of decoded frames and tensors all requests together may hold; a request waits for its share.</summary>
     [Range(1L << 20, 1L << 40)]
     public long DecodedMemoryBudgetBytes { get; set; } = 1L << 30;
@@ -83,8 +89,20 @@ public sealed class CvrlServeOptions : IValidatableObject
 
     public RateLimitOptions RateLimit { get; set; } = new();
 
-    /// <summary>Addresses (IPs) of proxies whose X-Forwarded-For/-Proto are believed; none by default.</summary>
+    /// <summary>
+    /// Proxies whose X-Forwarded-For/-Proto are believed: addresses (10.0.0.7) or networks in CIDR notation
+    /// (10.244.0.0/16, a cluster's pod range where the ingress controller's pods live); none by default.
+    /// </summary>
     public List<string> KnownProxies { get; set; } = [];
+
+    /// <summary>
+    /// A port that serves <c>/metrics</c> and <c>/health/*</c> without a key and nothing else; <c>/metrics</c> is
+    /// then served on no other port. For a scraper inside the cluster while clients need keys. The server
+    /// must also listen on it (<c>ASPNETCORE_HTTP_PORTS=8080;9090</c>); 0 (the default): <c>/metrics</c> on
+    /// every port, behind a key when keys are required.
+    /// </summary>
+    [Range(0, 65535)]
+    public int MetricsPort { get; set; }
 
     /// <summary>Segment thumbnails: the long side in pixels, 0 to turn them off for every request.</summary>
     [Range(0, 512)]
@@ -119,9 +137,9 @@ public sealed class CvrlServeOptions : IValidatableObject
 
         foreach (string proxy in KnownProxies)
         {
-            if (!System.Net.IPAddress.TryParse(proxy, out _))
+            if (!System.Net.IPAddress.TryParse(proxy, out _) && !System.Net.IPNetwork.TryParse(proxy, out _))
             {
-                yield return new ValidationResult($"KnownProxies: '{proxy}' is not an IP address.", [nameof(KnownProxies)]);
+                yield return new ValidationResult($"KnownProxies: '{proxy}' is neither an IP address nor a network in CIDR notation (10.244.0.0/16).", [nameof(KnownProxies)]);
             }
         }
 

@@ -77,7 +77,14 @@ public static class CvrlServeRegistration
             forwarded.KnownProxies.Clear();
             foreach (string proxy in o.Value.KnownProxies)
             {
-                forwarded.KnownProxies.Add(IPAddress.Parse(proxy));
+                if (IPAddress.TryParse(proxy, out var address))
+                {
+                    forwarded.KnownProxies.Add(address);
+                }
+                else
+                {
+                    forwarded.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(proxy));
+                }
             }
         });
         services.AddHealthChecks()
@@ -88,7 +95,7 @@ public static class CvrlServeRegistration
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(AddSwaggerDocument);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        services.AddOptions<HostOptions>().Configure<IOptions<CvrlServeOptions>>((host, o) => host.ShutdownTimeout = o.Value.ShutdownTimeout);
         return builder;
     }
 
@@ -103,6 +110,7 @@ public static class CvrlServeRegistration
         app.UseHttpMetrics();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseMetricsPort();
         app.UseAuthentication();
         // Before authorization, so refused keys count against the client's (address) limit too.
         app.UseRateLimiter();
@@ -124,9 +132,11 @@ public static class CvrlServeRegistration
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         var scrape = app.MapMetrics("/metrics");
-        if (app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value.Keys.RequireKey)
+        var settings = app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value;
+        if (settings.Keys.RequireKey && settings.MetricsPort == 0)
         {
             // Health stays open for probes and gateways; the API description stays open (it holds no data).
+            // With a metrics port, /metrics is open there and served nowhere else.
             scrape.RequireAuthorization(ApiKeyHandler.ClientPolicy);
         }
         return app;

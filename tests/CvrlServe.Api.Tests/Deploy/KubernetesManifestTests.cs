@@ -109,6 +109,54 @@ public sealed partial class KubernetesManifestTests
         Assert.Empty(errors.Select(e => e.ErrorMessage).Concat(options.Validate(new(options)).Select(e => e.ErrorMessage)));
     }
 
+    /// <summary>
+    /// The seed-models init container's script, run by the real sh on folders standing in for the image's
+    /// /app/models and the claim's /shared: whole models only, never over one already there, a half copy a
+    /// killed pod left behind does not count.
+    /// </summary>
+    [Fact]
+    public async Task SeedModels_CopiesMissingModelsWhole_NeverOverwrites_IgnoresAKilledPodsHalfCopy()
+    {
+        var init = Rendered("base").OfType<V1Deployment>().Single().Spec.Template.Spec.InitContainers.Single(c => c.Name == "seed-models");
+        Assert.Equal(["sh", "-c"], init.Command.Take(2));
+        string root = Directory.CreateTempSubdirectory("cvrl-seed-").FullName;
+        try
+        {
+            string image = Path.Combine(root, "app", "models");
+            string shared = Path.Combine(root, "shared");
+            foreach (string model in new[] { "alpha", "beta" })
+            {
+                Directory.CreateDirectory(Path.Combine(image, model, "probes"));
+                await File.WriteAllTextAsync(Path.Combine(image, model, "encoder.onnx"), "weights of " + model);
+                await File.WriteAllTextAsync(Path.Combine(image, model, "probes", "p.json"), "probe of " + model);
+            }
+
+            // Already there: beta, replaced by an operator. A half copy of alpha from a pod killed mid-copy.
+            Directory.CreateDirectory(Path.Combine(shared, "models", "beta"));
+            await File.WriteAllTextAsync(Path.Combine(shared, "models", "beta", "encoder.onnx"), "the operator's beta");
+            Directory.CreateDirectory(Path.Combine(shared, "models", ".seed-alpha-pod-0"));
+            await File.WriteAllTextAsync(Path.Combine(shared, "models", ".seed-alpha-pod-0", "encoder.onnx"), "weig");
+
+            string script = init.Command[2].Replace("/app/models", image, StringComparison.Ordinal).Replace("/shared", shared, StringComparison.Ordinal);
+            foreach (string pod in new[] { "pod-0", "pod-1" })
+            {
+                var run = await CvrlServe.Core.Video.ToolProcess.RunAsync("env", [$"HOSTNAME={pod}", "sh", "-c", script], null, TimeSpan.FromSeconds(30), "seed");
+                Assert.True(run.ExitCode == 0, string.Join('\n', run.StderrTail));
+            }
+
+            Assert.Equal("weights of alpha", await File.ReadAllTextAsync(Path.Combine(shared, "models", "alpha", "encoder.onnx")));
+            Assert.Equal("probe of alpha", await File.ReadAllTextAsync(Path.Combine(shared, "models", "alpha", "probes", "p.json")));
+            Assert.Equal("the operator's beta", await File.ReadAllTextAsync(Path.Combine(shared, "models", "beta", "encoder.onnx")));
+            Assert.False(File.Exists(Path.Combine(shared, "models", "beta", "probes", "p.json")));
+            Assert.Equal(["alpha", "beta"], Directory.GetDirectories(Path.Combine(shared, "models")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            Assert.True(Directory.Exists(Path.Combine(shared, "data")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public void Settings_AMisspelledVariable_IsCaughtByTheBinding()
     {
@@ -122,11 +170,17 @@ public sealed partial class KubernetesManifestTests
     {
         var deployment = Rendered("base").OfType<V1Deployment>().Single();
         var container = deployment.Spec.Template.Spec.Containers.Single();
-        double requestTimeout = double.Parse(Env(container, "Cvrl__RequestTimeoutSeconds") ?? new CvrlServeOptions().RequestTimeoutSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        var options = new CvrlServeOptions();
+        if (Env(container, "Cvrl__RequestTimeoutSeconds") is { } requestTimeout)
+        {
+            options.RequestTimeoutSeconds = double.Parse(requestTimeout, CultureInfo.InvariantCulture);
+        }
+
         var preStop = container.Lifecycle.PreStop.Exec.Command;
         Assert.Equal("sleep", preStop[0]);
 
-        Assert.True(deployment.Spec.Template.Spec.TerminationGracePeriodSeconds > requestTimeout + double.Parse(preStop[1], CultureInfo.InvariantCulture));
+        // The host's drain (LimitsTests: the host waits ShutdownTimeout, which follows RequestTimeoutSeconds) after the preStop sleep.
+        Assert.True(deployment.Spec.Template.Spec.TerminationGracePeriodSeconds > options.ShutdownTimeout.TotalSeconds + double.Parse(preStop[1], CultureInfo.InvariantCulture));
     }
 
     [Fact]
@@ -162,6 +216,24 @@ public sealed partial class KubernetesManifestTests
         Assert.Contains($"as: \"{InFlightMetricTests.Series}\"", adapter.Data["config.yaml"], StringComparison.Ordinal);
         Assert.Contains($"seriesQuery: '{InFlightMetricTests.Series}{{", adapter.Data["config.yaml"], StringComparison.Ordinal);
         Assert.Equal("cvrlserve", hpa.Spec.ScaleTargetRef.Name);
+    }
+
+    [Fact]
+    public void Metrics_ScrapedOnTheKeylessMetricsPort_WhichTheServiceDoesNotExpose()
+    {
+        var objects = Rendered("base");
+        var pod = objects.OfType<V1Deployment>().Single().Spec.Template;
+        var container = pod.Spec.Containers.Single();
+        int metricsPort = int.Parse(Env(container, "Cvrl__MetricsPort")!, CultureInfo.InvariantCulture);
+
+        // Keys are required, so the scraper must use the metrics port (MetricsPortTests: open there, and only there).
+        Assert.Equal("true", Env(container, "Cvrl__Keys__RequireKey"));
+        Assert.Equal(metricsPort.ToString(CultureInfo.InvariantCulture), pod.Metadata.Annotations["prometheus.io/port"]);
+        Assert.Equal("/metrics", pod.Metadata.Annotations["prometheus.io/path"]);
+        Assert.Contains(metricsPort.ToString(CultureInfo.InvariantCulture), Env(container, "ASPNETCORE_HTTP_PORTS")!.Split(';'));
+        Assert.Contains(container.Ports, p => p.ContainerPort == metricsPort);
+        var service = objects.OfType<V1Service>().Single();
+        Assert.DoesNotContain(service.Spec.Ports, p => p.TargetPort.Value == metricsPort.ToString(CultureInfo.InvariantCulture) || p.TargetPort.Value == "metrics" || p.Port == metricsPort);
     }
 
     [Fact]

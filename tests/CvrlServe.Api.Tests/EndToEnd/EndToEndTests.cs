@@ -119,10 +119,12 @@ public sealed class EndToEndTests(EndToEndServer fixture)
         Assert.Equal(HttpStatusCode.TooManyRequests, await ApiCalls.ModelsStatusAsync(client, forwardedFor: null));
     }
 
-    [Fact]
-    public async Task RateLimit_LoopbackIsAKnownProxy_ForwardedForIsTheClient()
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("127.0.0.0/8")]
+    public async Task RateLimit_LoopbackIsAKnownProxy_ForwardedForIsTheClient(string knownProxy)
     {
-        await using var server = await RateLimitedServerAsync(knownProxy: "127.0.0.1");
+        await using var server = await RateLimitedServerAsync(knownProxy);
         using var client = server.Client();
 
         // Six requests from loopback, two per forwarded address: each address has its own window.

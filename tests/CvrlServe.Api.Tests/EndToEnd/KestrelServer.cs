@@ -69,7 +69,8 @@ public sealed partial class KestrelServer : IAsyncDisposable
     /// <summary>
     /// Starts the server with the defaults below (keys, CPU, rate limiting off) overridden by
     /// <paramref name="settings"/> (environment variable names such as <c>Cvrl__RateLimit__PermitsPerWindow</c>;
-    /// a null value removes the default) and waits until it is ready.
+    /// a null value removes the default) and waits until it is ready. A <c>Cvrl__MetricsPort</c> among them
+    /// makes the server listen on that loopback port too; <see cref="BaseAddress"/> stays the other one.
     /// </summary>
     public static Task<KestrelServer> StartAsync(IReadOnlyDictionary<string, string?>? settings = null) => StartAsync(settings, sharedRoot: null);
 
@@ -230,7 +231,9 @@ public sealed partial class KestrelServer : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (string argument in new[] { Path.Combine(AppContext.BaseDirectory, "CvrlServe.Api.dll"), "--urls", "http://127.0.0.1:0" })
+        int metricsPort = settings.TryGetValue("Cvrl__MetricsPort", out string? port) && port is not null ? int.Parse(port, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        string urls = metricsPort == 0 ? "http://127.0.0.1:0" : $"http://127.0.0.1:0;http://127.0.0.1:{metricsPort}";
+        foreach (string argument in new[] { Path.Combine(AppContext.BaseDirectory, "CvrlServe.Api.dll"), "--urls", urls })
         {
             start.ArgumentList.Add(argument);
         }
@@ -278,10 +281,10 @@ public sealed partial class KestrelServer : IAsyncDisposable
         _process.BeginErrorReadLine();
         _process.StandardInput.Close();
 
-        string listening = await WaitForLogAsync("Now listening on: ", TimeSpan.FromSeconds(60));
-        var match = ListeningLine().Match(listening);
-        Assert.True(match.Success, $"Unexpected listening line: {listening}");
-        BaseAddress = new Uri(match.Groups[1].Value + "/");
+        await WaitForLogAsync("Application started", TimeSpan.FromSeconds(60));
+        var listening = ListeningLine().Matches(Log).Select(m => new Uri(m.Groups[1].Value + "/")).Where(u => u.Port != metricsPort).ToArray();
+        Assert.True(listening.Length == 1, $"Expected one listening line (besides the metrics port) in:\n{Log}");
+        BaseAddress = listening[0];
 
         // Ready is a state (models loaded, ffmpeg found), not an event the server prints: poll it, bounded.
         using var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(10) };

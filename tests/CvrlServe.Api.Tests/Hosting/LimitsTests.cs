@@ -87,6 +87,19 @@ public sealed class LimitsTests(ApiVideos videos)
         Assert.Equal(0, app.Services.GetReader().MemoryBudget.InUseBytes);
     }
 
+    [Theory]
+    [InlineData("120")]
+    [InlineData("600")]
+    public async Task Shutdown_TheHostWaitsForTheLongestRequest(string requestTimeoutSeconds)
+    {
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:RequestTimeoutSeconds"] = requestTimeoutSeconds });
+        await app.StartedAsync();
+
+        var shutdown = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.Extensions.Hosting.HostOptions>>(app.Services).Value.ShutdownTimeout;
+
+        Assert.True(shutdown > TimeSpan.FromSeconds(double.Parse(requestTimeoutSeconds, System.Globalization.CultureInfo.InvariantCulture)), $"{shutdown}");
+    }
+
     [Fact]
     public void Options_ModelsFolderMissingOrBadSettings_HostRefusesToStart()
     {
