@@ -28,16 +28,21 @@ internal static class Cli
               the supervised baseline (linear head, cross-entropy, crop/flip only); --init fine-tunes a
               pretrained encoder. LABELLED: a folder per class, a CSV of path,label, or a UCF101 split list
           cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...|--list FILE|--folder DIR
-                     [--shard i/N|auto/N] [--out FILE.jsonl [--retry-failed]] [--concurrency N]
+                     [--shard i/N|auto/N] [--out FILE.jsonl [--retry-failed]] [--allow-refused] [--concurrency N]
           cvrl embed --server URL [--api-key KEY] [--model NAME] [--retries N] [--timeout S] (same options)
-              one JSON line per video: embedding, model id, per-clip embeddings with times, stage timings;
-              a video that fails is reported on stderr (exit 1) while the others go through.
+              one JSON line per video: embedding, model id, per-clip embeddings with times, stage timings.
               --folder: its videos, recursively; --list: one path per line. --shard: this worker's share
               (SHA-256 of the path mod N; auto/N reads JOB_COMPLETION_INDEX). --out: resumable (a rerun
-              skips videos done or failed in this model's space; a torn last line is dropped; {"{shard}"} in
-              FILE is the shard's index); failures
-              are recorded there too. --server: through a CvrlServe service (CVRL_API_KEY), retrying
-              refused connections, timeouts, 429/502/503/504 (after Retry-After)
+              skips what is done in this model's space; a torn last line is dropped; {"{shard}"} in FILE is
+              the shard's index). A video refused for good (not a video, undecodable, past a limit,
+              unreadable) is reported on stderr and recorded in --out, and a rerun skips it unless
+              --retry-failed; any other failure (server unreachable after the retries, a bad answer, an
+              unexpected error) is reported and not recorded, so a rerun tries it again.
+              exit: 0 when every video is embedded (or refused, with --allow-refused), 1 otherwise,
+              130 when stopped (Ctrl-C, SIGTERM). --server: through a CvrlServe service (CVRL_API_KEY),
+              retrying refused connections, lost answers, timeouts (--timeout per attempt, the answer
+              included), 429/502/503/504 (after Retry-After); a refused key or a model that changes
+              during the run stops it
           cvrl probe train --model models/NAME --data LABELLED --name PROBE [--trainer lbfgs|sdca]
                            [--preset small|paper] [--augment protocol|none] [--flip on|off]
                            [--clips-per-video N] [--train-crop N] [--single-frame] [--seed N]

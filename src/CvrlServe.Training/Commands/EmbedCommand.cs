@@ -11,10 +11,15 @@ namespace CvrlServe.Training.Commands;
 /// CvrlServe service (<c>--server URL</c>). For collections: <c>--folder</c>/<c>--list</c> name the videos,
 /// <c>--shard i/N</c> takes this worker's deterministic share (a Kubernetes Indexed Job's
 /// <c>auto/N</c>), <c>--out</c> makes the run resumable, <c>--concurrency</c> embeds several at once.
+/// Each video ends one of three ways: embedded; refused for good (not a video, undecodable, past a limit:
+/// recorded in <c>--out</c> and not tried again without <c>--retry-failed</c>); or unfinished (the server
+/// unreachable after the retries, a bad answer, an unexpected error: not recorded, so the next run tries it
+/// again). Exit 0 when every video is embedded (or refused, with <c>--allow-refused</c>), 1 otherwise; a
+/// refused key or a model that changes under the run stops it.
 /// </summary>
 internal static class EmbedCommand
 {
-    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--per-clip", "--cpu", "--retry-failed" };
+    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--per-clip", "--cpu", "--retry-failed", "--allow-refused" };
 
     private static readonly JsonSerializerOptions JsonLines = new(EncoderManifest.Json) { WriteIndented = false };
 
@@ -28,6 +33,7 @@ internal static class EmbedCommand
         bool perClip = args.Flag("--per-clip");
         bool cpu = args.Flag("--cpu");
         bool retryFailed = args.Flag("--retry-failed");
+        bool allowRefused = args.Flag("--allow-refused");
         string? list = args.Optional("--list");
         string? folder = args.Optional("--folder");
         string? shardText = args.Optional("--shard");
@@ -54,27 +60,51 @@ internal static class EmbedCommand
         // "{shard}" in --out is this shard's index: one command line for every worker of an Indexed Job.
         outPath = outPath?.Replace("{shard}", shard.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
+        var run = new Run(items, listing.Count, shard, outPath, retryFailed, allowRefused, concurrency, output, error);
+        // Ctrl-C, or SIGTERM from a container runtime or Kubernetes: stop taking videos; lines already written stay.
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
         try
         {
             return server is not null
-                ? await RunServerAsync(new Uri(server), modelArgument, apiKey, attempts, TimeSpan.FromSeconds(timeoutSeconds), items, listing.Count, shard, outPath, perClip, retryFailed, concurrency, output, error, cancel.Token).ConfigureAwait(false)
-                : await RunLocalAsync(modelArgument!, cpu, items, listing.Count, shard, outPath, perClip, retryFailed, concurrency, output, error, cancel.Token).ConfigureAwait(false);
+                ? await RunServerAsync(new Uri(server), modelArgument, apiKey, attempts, TimeSpan.FromSeconds(timeoutSeconds), perClip, run, cancel.Token).ConfigureAwait(false)
+                : await RunLocalAsync(modelArgument!, cpu, perClip, run, cancel.Token).ConfigureAwait(false);
         }
-        finally
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            Console.CancelKeyPress -= onCancel;
+            error.WriteLine("cvrl embed: stopped; the lines written so far are kept (run again to resume with --out)");
+            return 130;
+        }
+
+        void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            cancel.Cancel();
         }
     }
 
-    private static async Task<int> RunLocalAsync(string modelFolder, bool cpu, EmbedItem[] items, int listed, Shard shard, string? outPath, bool perClip,
-        bool retryFailed, int concurrency, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    /// <summary>What a run is asked to do, shared by both modes.</summary>
+    private sealed record Run(EmbedItem[] Items, int Listed, Shard Shard, string? OutPath, bool RetryFailed, bool AllowRefused, int Concurrency, TextWriter Output, TextWriter Error);
+
+    private enum Ending
+    {
+        Embedded,
+
+        /// <summary>Refused for good: recorded in --out, not tried again without --retry-failed.</summary>
+        Refused,
+
+        /// <summary>Not recorded: the next run tries it again.</summary>
+        Unfinished,
+    }
+
+    /// <summary>How one video ended, and its line (the embedding, or the error).</summary>
+    private readonly record struct Outcome(Ending Ending, JsonObject Line);
+
+    /// <summary>Something true of every video (a refused key, a model changed under the run): the run stops.</summary>
+    private sealed class RunStoppedException(string message) : Exception(message);
+
+    private static async Task<int> RunLocalAsync(string modelFolder, bool cpu, bool perClip, Run run, CancellationToken cancellationToken)
     {
         var options = new EncoderSessionOptions { Provider = cpu ? ProviderPreference.Cpu : ProviderPreference.Cuda, WarmUp = false, InferenceTimeout = Timeout.InfiniteTimeSpan };
         EncoderModel model;
@@ -84,31 +114,37 @@ internal static class EmbedCommand
         }
         catch (ModelLoadException e)
         {
-            error.WriteLine($"cvrl: {e.Message}");
+            run.Error.WriteLine($"cvrl: {e.Message}");
             return 1;
         }
 
         await using var owned = model;
         using var reader = new VideoReader();
         var embedder = new VideoEmbedder(reader);
-        return await RunAsync(model.Manifest.ModelId, items, listed, shard, outPath, retryFailed, concurrency, output, error, async (item, ct) =>
+        string modelId = model.Manifest.ModelId;
+        return await RunAsync(modelId, run, async (item, ct) =>
         {
             try
             {
                 var result = await embedder.EmbedAsync(model, item.Path, cancellationToken: ct).ConfigureAwait(false);
-                return JsonSerializer.SerializeToNode(Line(item.Key, result, model.Session.Provider, perClip), JsonLines)!.AsObject();
+                return new Outcome(Ending.Embedded, JsonSerializer.SerializeToNode(Line(item.Key, result, model.Session.Provider, perClip), JsonLines)!.AsObject());
             }
             catch (CvrlException e)
             {
-                return Failure(item.Key, model.Manifest.ModelId, e.Kind.ToString(), e.Message, null);
+                // A deadline, a full queue or a model not ready say nothing final about the video.
+                var ending = e.Kind is ErrorKind.Timeout or ErrorKind.Overloaded or ErrorKind.NotReady ? Ending.Unfinished : Ending.Refused;
+                return new Outcome(ending, Failure(item.Key, modelId, e.Kind.ToString(), e.Message, null));
+            }
+            catch (Exception e) when (Unexpected(e, ct))
+            {
+                return Unreadable(item.Key, modelId, e);
             }
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<int> RunServerAsync(Uri server, string? modelName, string? apiKey, int attempts, TimeSpan timeout, EmbedItem[] items, int listed, Shard shard,
-        string? outPath, bool perClip, bool retryFailed, int concurrency, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<int> RunServerAsync(Uri server, string? modelName, string? apiKey, int attempts, TimeSpan timeout, bool perClip, Run run, CancellationToken cancellationToken)
     {
-        using var client = new ServerEmbedClient(server, apiKey, attempts, timeout, TimeSpan.FromSeconds(0.5), error);
+        using var client = new ServerEmbedClient(server, apiKey, attempts, timeout, TimeSpan.FromSeconds(0.5), run.Error);
         string name, modelId;
         try
         {
@@ -116,67 +152,99 @@ internal static class EmbedCommand
         }
         catch (ServerRefusedException e)
         {
-            error.WriteLine($"cvrl: {server}: {e.Message}");
+            run.Error.WriteLine($"cvrl: {server}: {e.Message}");
             return 1;
         }
 
-        int code = await RunAsync(modelId, items, listed, shard, outPath, retryFailed, concurrency, output, error, async (item, ct) =>
+        try
         {
-            try
+            return await RunAsync(modelId, run, async (item, ct) =>
             {
-                using var answer = await client.EmbedAsync(item.Path, name, perClip, ct).ConfigureAwait(false);
-                return ServerLine(item.Key, answer.RootElement, perClip);
-            }
-            catch (ServerRefusedException e)
-            {
-                return Failure(item.Key, modelId, e.Kind, e.Message, e.Status == 0 ? null : e.Status);
-            }
-            catch (IOException e)
-            {
-                return Failure(item.Key, modelId, "io", e.Message, null);
-            }
-        }, cancellationToken).ConfigureAwait(false);
-        error.WriteLine($"cvrl embed: {client.Attempts} request(s) to {server}");
-        return code;
+                try
+                {
+                    using var answer = await client.EmbedAsync(item.Path, name, perClip, ct).ConfigureAwait(false);
+                    return new Outcome(Ending.Embedded, ServerLine(item.Key, modelId, answer.RootElement, perClip));
+                }
+                catch (ServerRefusedException e) when (e.IsAboutTheKey)
+                {
+                    throw new RunStoppedException($"{server} refuses the API key ({e.Status} {e.Message}); give one with --api-key or CVRL_API_KEY.");
+                }
+                catch (ServerRefusedException e)
+                {
+                    return new Outcome(e.IsAboutTheVideo ? Ending.Refused : Ending.Unfinished, Failure(item.Key, modelId, e.Kind, e.Message, e.Status == 0 ? null : e.Status));
+                }
+                catch (Exception e) when (Unexpected(e, ct))
+                {
+                    return Unreadable(item.Key, modelId, e);
+                }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RunStoppedException e)
+        {
+            run.Error.WriteLine($"cvrl: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            run.Error.WriteLine($"cvrl embed: {client.Attempts} request(s) to {server}");
+        }
     }
 
+    /// <summary>Any error of one video but this run's own cancellation and a stop of the whole run.</summary>
+    private static bool Unexpected(Exception e, CancellationToken cancellationToken) =>
+        e is not RunStoppedException && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested);
+
+    /// <summary>
+    /// A file this run cannot read (missing, a folder, no permission) is refused for good; anything else (a
+    /// failing disk, a bug) is left unfinished for the next run.
+    /// </summary>
+    private static Outcome Unreadable(string video, string modelId, Exception e) => e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException
+        ? new Outcome(Ending.Refused, Failure(video, modelId, "unreadable", e.Message, null))
+        : new Outcome(Ending.Unfinished, Failure(video, modelId, e is IOException ? "io" : "error", $"{e.GetType().Name}: {e.Message}", null));
+
     /// <summary>The loop both modes share: skip what the output already holds, embed the rest, write each line as it ends.</summary>
-    private static async Task<int> RunAsync(string modelId, EmbedItem[] items, int listed, Shard shard, string? outPath, bool retryFailed, int concurrency,
-        TextWriter output, TextWriter error, Func<EmbedItem, CancellationToken, Task<JsonObject>> embed, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(string modelId, Run run, Func<EmbedItem, CancellationToken, Task<Outcome>> embed, CancellationToken cancellationToken)
     {
-        using var sink = outPath is null ? EmbedOutput.ToWriter(output) : EmbedOutput.OpenFile(outPath, modelId);
+        var (items, error) = (run.Items, run.Error);
+        using var sink = run.OutPath is null ? EmbedOutput.ToWriter(run.Output) : EmbedOutput.OpenFile(run.OutPath, modelId);
         if (sink.DroppedBytes > 0)
         {
-            error.WriteLine($"cvrl embed: dropped a torn last line ({sink.DroppedBytes} bytes) of {outPath}");
+            error.WriteLine($"cvrl embed: dropped a torn last line ({sink.DroppedBytes} bytes) of {run.OutPath}");
         }
 
         int doneBefore = items.Count(i => sink.Previous.GetValueOrDefault(i.Key));
-        int failedBefore = retryFailed ? 0 : items.Count(i => sink.Previous.TryGetValue(i.Key, out bool ok) && !ok);
-        var todo = items.Where(i => !sink.Previous.TryGetValue(i.Key, out bool ok) || (!ok && retryFailed)).ToArray();
-        int embedded = 0, failed = 0;
-        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken }, async (item, ct) =>
+        int refusedBefore = run.RetryFailed ? 0 : items.Count(i => sink.Previous.TryGetValue(i.Key, out bool ok) && !ok);
+        var todo = items.Where(i => !sink.Previous.TryGetValue(i.Key, out bool ok) || (!ok && run.RetryFailed)).ToArray();
+        int embedded = 0, refused = 0, unfinished = 0;
+        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, run.Concurrency), CancellationToken = cancellationToken }, async (item, ct) =>
         {
-            var line = await embed(item, ct).ConfigureAwait(false);
-            bool failure = line["error"] is JsonObject;
-            if (!failure || sink.IsFile)
+            var (ending, line) = await embed(item, ct).ConfigureAwait(false);
+            // Refusals go to the file (so a rerun skips them), never to stdout; unfinished videos nowhere.
+            if (ending == Ending.Embedded || (ending == Ending.Refused && sink.IsFile))
             {
                 sink.Write(line);
             }
 
-            if (line["error"] is JsonObject problem)
+            switch (ending)
             {
-                Interlocked.Increment(ref failed);
-                error.WriteLine($"cvrl: {item.Key}: {problem["message"]?.GetValue<string>()}");
-            }
-            else
-            {
-                Interlocked.Increment(ref embedded);
+                case Ending.Embedded:
+                    Interlocked.Increment(ref embedded);
+                    break;
+                case Ending.Refused:
+                    Interlocked.Increment(ref refused);
+                    error.WriteLine($"cvrl: {item.Key}: refused: {line["error"]?["message"]?.GetValue<string>()}");
+                    break;
+                default:
+                    Interlocked.Increment(ref unfinished);
+                    error.WriteLine($"cvrl: {item.Key}: not embedded (left for the next run): {line["error"]?["message"]?.GetValue<string>()}");
+                    break;
             }
         }).ConfigureAwait(false);
 
-        error.WriteLine($"cvrl embed: shard {shard.Index}/{shard.Count}: {items.Length} of {listed} listed video(s); {doneBefore} done before, {embedded} embedded now, " +
-            $"{failed} failed now{(failedBefore > 0 ? $", {failedBefore} failed before (not retried without --retry-failed)" : "")}");
-        return failed + failedBefore == 0 ? 0 : 1;
+        error.WriteLine($"cvrl embed: shard {run.Shard.Index}/{run.Shard.Count}: {items.Length} of {run.Listed} listed video(s); {doneBefore} done before, {embedded} embedded now, " +
+            $"{refused} refused now, {unfinished} unfinished{(refusedBefore > 0 ? $", {refusedBefore} refused before (not retried without --retry-failed)" : "")}");
+        bool refusals = refused + refusedBefore > 0;
+        return unfinished > 0 || (refusals && !run.AllowRefused) ? 1 : 0;
     }
 
     private static JsonObject Failure(string video, string modelId, string kind, string message, int? status)
@@ -190,42 +258,87 @@ internal static class EmbedCommand
         return new JsonObject { ["video"] = video, ["modelId"] = modelId, ["error"] = problem };
     }
 
-    /// <summary>The service's answer in the local line's shape (clip times in seconds, timings in milliseconds).</summary>
-    private static JsonObject ServerLine(string video, JsonElement answer, bool perClip)
+    /// <summary>
+    /// The service's answer in the local line's shape (clip times in seconds, timings in milliseconds), checked
+    /// first: an answer that is not an embedding of this run's space is not written.
+    /// </summary>
+    private static JsonObject ServerLine(string video, string modelId, JsonElement answer, bool perClip)
     {
-        var line = new JsonObject
+        string? answered;
+        try
         {
-            ["video"] = video,
-            ["model"] = answer.GetProperty("model").GetString(),
-            ["modelId"] = answer.GetProperty("modelId").GetString(),
-            ["dimension"] = answer.GetProperty("dimension").GetInt32(),
-            ["embedding"] = JsonNode.Parse(answer.GetProperty("embedding").GetRawText()),
-            ["sha256"] = answer.GetProperty("sha256").GetString(),
-        };
-        if (perClip && answer.TryGetProperty("clips", out var clips) && clips.ValueKind == JsonValueKind.Array)
+            answered = answer.GetProperty("modelId").GetString();
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
         {
-            line["clips"] = new JsonArray(clips.EnumerateArray().Select(c => (JsonNode)new JsonObject
-            {
-                ["clip"] = c.GetProperty("clip").GetInt32(),
-                ["startSeconds"] = c.GetProperty("start").GetDouble(),
-                ["endSeconds"] = c.GetProperty("end").GetDouble(),
-                ["embedding"] = JsonNode.Parse(c.GetProperty("embedding").GetRawText()),
-            }).ToArray());
+            throw new ServerRefusedException(0, "bad-answer", "The server's answer has no model id.");
         }
 
-        if (answer.TryGetProperty("timings", out var timings) && timings.ValueKind == JsonValueKind.Object)
+        if (answered != modelId)
         {
-            // The service reports seconds; the line keeps the local mode's milliseconds.
-            var milliseconds = new JsonObject();
-            foreach (var stage in timings.EnumerateObject())
+            // Lines of two spaces in one output cannot be compared; the next run continues in the new space.
+            throw new RunStoppedException($"The server's model changed during the run (model id {modelId} at the start, {answered} now); run again to embed in the new space.");
+        }
+
+        try
+        {
+            int dimension = answer.GetProperty("dimension").GetInt32();
+            var line = new JsonObject
             {
-                milliseconds[stage.Name] = stage.Value.GetDouble() * 1000;
+                ["video"] = video,
+                ["model"] = answer.GetProperty("model").GetString(),
+                ["modelId"] = modelId,
+                ["dimension"] = dimension,
+                ["embedding"] = Vector(answer.GetProperty("embedding"), dimension),
+                ["sha256"] = answer.GetProperty("sha256").GetString(),
+            };
+            if (perClip)
+            {
+                line["clips"] = new JsonArray(answer.GetProperty("clips").EnumerateArray().Select(c => (JsonNode)new JsonObject
+                {
+                    ["clip"] = c.GetProperty("clip").GetInt32(),
+                    ["startSeconds"] = c.GetProperty("start").GetDouble(),
+                    ["endSeconds"] = c.GetProperty("end").GetDouble(),
+                    ["embedding"] = Vector(c.GetProperty("embedding"), dimension),
+                }).ToArray());
             }
 
-            line["timingsMs"] = milliseconds;
+            if (answer.TryGetProperty("timings", out var timings) && timings.ValueKind == JsonValueKind.Object)
+            {
+                // The service reports seconds; the line keeps the local mode's milliseconds.
+                var milliseconds = new JsonObject();
+                foreach (var stage in timings.EnumerateObject())
+                {
+                    milliseconds[stage.Name] = stage.Value.GetDouble() * 1000;
+                }
+
+                line["timingsMs"] = milliseconds;
+            }
+
+            return line;
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new ServerRefusedException(0, "bad-answer", $"The server's answer is not an embedding: {e.Message}");
+        }
+    }
+
+    /// <summary>A JSON array of <paramref name="dimension"/> finite numbers, copied.</summary>
+    private static JsonArray Vector(JsonElement values, int dimension)
+    {
+        var vector = new JsonArray();
+        foreach (var value in values.EnumerateArray())
+        {
+            double number = value.GetDouble();
+            if (!double.IsFinite(number))
+            {
+                throw new FormatException("an embedding value is not finite");
+            }
+
+            vector.Add(number);
         }
 
-        return line;
+        return vector.Count == dimension ? vector : throw new FormatException($"an embedding has {vector.Count} values, not {dimension}");
     }
 
     private static object Line(string video, VideoEmbedding result, string provider, bool perClip) => new

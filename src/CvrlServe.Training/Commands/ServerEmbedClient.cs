@@ -5,37 +5,58 @@ using System.Text.Json.Nodes;
 
 namespace CvrlServe.Training.Commands;
 
-/// <summary>A video the server refused for good (a 4xx other than 429): its problem+json type and text.</summary>
+/// <summary>
+/// A request that did not give an embedding: the server's final answer (its status and problem+json type), or
+/// status 0 when the client gave up retrying or the answer was not one.
+/// </summary>
 internal sealed class ServerRefusedException(int status, string kind, string message) : Exception(message)
 {
     public int Status { get; } = status;
 
     public string Kind { get; } = kind;
+
+    /// <summary>
+    /// The refusal is about the video and sending it again cannot change it: too large (413), not a video
+    /// (415), undecodable or past a limit (422). Anything else (a revoked key, a missing model, a server error,
+    /// giving up on retries) says nothing final about the video.
+    /// </summary>
+    public bool IsAboutTheVideo => Status is 413 or 415 or 422;
+
+    /// <summary>The key is refused: every other video would be too.</summary>
+    public bool IsAboutTheKey => Status is 401 or 403;
 }
 
 /// <summary>
 /// <c>cvrl embed --server URL</c>: videos embedded by a CvrlServe service (or the gateway in front of it) through
 /// <c>POST /v1/embeddings</c>, the file streamed from disk. Retried with capped exponential backoff and jitter
-/// on what is worth retrying: no connection, a timeout, 502/503/504 and 429 (after the server's Retry-After
-/// when it gives one). Resending is safe here: an embedding has no side effect, the same upload gives the same
-/// answer. Any other 4xx or 5xx is final and recorded with the problem's type.
+/// on what is worth retrying: no connection, a connection lost mid-answer, a timeout, 502/503/504 and 429
+/// (after the server's Retry-After when it gives one). Resending is safe here: an embedding has no side effect,
+/// the same upload gives the same answer. Any other status ends the request with its problem's type. Each
+/// attempt has the whole timeout for sending, waiting and reading the answer, and an answer is read no
+/// further than <see cref="MaxAnswerBytes"/>.
 /// </summary>
 internal sealed class ServerEmbedClient : IDisposable
 {
     public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(60);
 
+    /// <summary>Per-clip embeddings of a long video make large answers (~20 KB a clip at 2048-d); nothing real comes near this.</summary>
+    public const long MaxAnswerBytes = 256L * 1024 * 1024;
+
     private readonly HttpClient _http;
     private readonly int _maxAttempts;
+    private readonly TimeSpan _requestTimeout;
     private readonly TimeSpan _baseDelay;
     private readonly TextWriter _log;
 
     public ServerEmbedClient(Uri server, string? apiKey, int maxAttempts, TimeSpan requestTimeout, TimeSpan baseDelay, TextWriter log)
     {
+        // Timeouts are per attempt (SendAsync), over the answer's body too, which HttpClient.Timeout is not.
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = new Uri(server.ToString().TrimEnd('/') + "/"),
-            Timeout = requestTimeout,
+            Timeout = Timeout.InfiniteTimeSpan,
         };
+        _requestTimeout = requestTimeout;
         if (!string.IsNullOrEmpty(apiKey))
         {
             _http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
@@ -55,19 +76,26 @@ internal sealed class ServerEmbedClient : IDisposable
     public async Task<(string Name, string ModelId)> ModelAsync(string? model, CancellationToken cancellationToken)
     {
         using var json = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, "v1/models"), "models", cancellationToken).ConfigureAwait(false);
-        var root = json.RootElement;
-        string? name = model ?? (root.TryGetProperty("defaultModel", out var d) ? d.GetString() : null);
-        foreach (var entry in root.GetProperty("models").EnumerateArray())
+        try
         {
-            if (entry.GetProperty("name").GetString() == name)
+            var root = json.RootElement;
+            string? name = model ?? (root.TryGetProperty("defaultModel", out var d) ? d.GetString() : null);
+            foreach (var entry in root.GetProperty("models").EnumerateArray())
             {
-                return entry.TryGetProperty("modelId", out var id) && id.GetString() is { } modelId
-                    ? (name!, modelId)
-                    : throw new ServerRefusedException(503, "urn:cvrlserve:problem:not-ready", $"Model '{name}' is not ready on the server.");
+                if (entry.GetProperty("name").GetString() == name)
+                {
+                    return entry.TryGetProperty("modelId", out var id) && id.GetString() is { } modelId
+                        ? (name!, modelId)
+                        : throw new ServerRefusedException(503, "urn:cvrlserve:problem:not-ready", $"Model '{name}' is not ready on the server.");
+                }
             }
-        }
 
-        throw new ServerRefusedException(404, "urn:cvrlserve:problem:not-found", name is null ? "The server has no default model." : $"The server has no model '{name}'.");
+            throw new ServerRefusedException(404, "urn:cvrlserve:problem:not-found", name is null ? "The server has no default model." : $"The server has no model '{name}'.");
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
+        {
+            throw new ServerRefusedException(0, "bad-answer", $"The server's GET /v1/models answer is not a model list: {e.Message}");
+        }
     }
 
     /// <summary>The service's <c>EmbeddingResponse</c> for one video.</summary>
@@ -99,18 +127,20 @@ internal sealed class ServerEmbedClient : IDisposable
             Interlocked.Increment(ref _attempts);
             TimeSpan? retryAfter = null;
             string reason;
+            // Outside the try: a video that cannot be opened is not a network problem (the caller records it).
+            using var message = request();
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_requestTimeout);
             try
             {
-                using var message = request();
-                using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+                using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
                 if (response.IsSuccessStatusCode)
                 {
-                    await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-                    return await JsonDocument.ParseAsync(body, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    return await ReadAnswerAsync(response, deadline.Token).ConfigureAwait(false);
                 }
 
                 int status = (int)response.StatusCode;
-                var (kind, text) = await ProblemAsync(response, cancellationToken).ConfigureAwait(false);
+                var (kind, text) = await ProblemAsync(response, deadline.Token).ConfigureAwait(false);
                 if (status is not (429 or 502 or 503 or 504))
                 {
                     throw new ServerRefusedException(status, kind, text);
@@ -119,13 +149,14 @@ internal sealed class ServerEmbedClient : IDisposable
                 retryAfter = RetryAfter(response.Headers.RetryAfter);
                 reason = $"{status} {text}";
             }
-            catch (HttpRequestException e)
+            catch (Exception e) when (e is HttpRequestException or IOException)
             {
+                // No connection, or one lost mid-answer (HttpIOException is an IOException).
                 reason = e.Message;
             }
-            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                reason = $"no answer within {_http.Timeout.TotalSeconds:0} s";
+                reason = $"no whole answer within {_requestTimeout.TotalSeconds:0.#} s";
             }
 
             if (attempt >= _maxAttempts)
@@ -136,6 +167,40 @@ internal sealed class ServerEmbedClient : IDisposable
             var delay = retryAfter ?? Backoff(attempt);
             _log.WriteLine($"cvrl: {what}: {reason}; retrying in {delay.TotalSeconds:0.#} s ({attempt}/{_maxAttempts})");
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A 2xx answer's JSON, read no further than <see cref="MaxAnswerBytes"/>; anything else is a bad answer (not retried).</summary>
+    private static async Task<JsonDocument> ReadAnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength > MaxAnswerBytes)
+        {
+            throw new ServerRefusedException(0, "bad-answer", $"The server's answer is {response.Content.Headers.ContentLength} bytes, more than {MaxAnswerBytes}.");
+        }
+
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var bounded = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (bounded.Length + read > MaxAnswerBytes)
+            {
+                throw new ServerRefusedException(0, "bad-answer", $"The server's answer is longer than {MaxAnswerBytes} bytes.");
+            }
+
+            bounded.Write(buffer, 0, read);
+        }
+
+        try
+        {
+            bounded.Position = 0;
+            return JsonDocument.Parse(bounded);
+        }
+        catch (JsonException e)
+        {
+            string type = response.Content.Headers.ContentType?.MediaType ?? "no content type";
+            throw new ServerRefusedException(0, "bad-answer", $"The server's {(int)response.StatusCode} answer ({type}) is not JSON: {e.Message}");
         }
     }
 

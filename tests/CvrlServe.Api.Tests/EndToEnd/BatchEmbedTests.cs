@@ -47,7 +47,7 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
     [Fact]
     public async Task EmbedThroughServer_TwoAnswers503WithRetryAfter_RetriedUntilEmbedded()
     {
-        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, failFirstPosts: 2);
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, post => post <= 2 ? Fault.Unavailable : Fault.None);
         string output = Path.Combine(_folder, "retried.jsonl");
 
         var (code, _, stderr) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, fixture.Videos.Path("blue-1.mp4"));
@@ -61,18 +61,90 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
     [Fact]
     public async Task EmbedThroughServer_AVideoTheServiceRefuses_RecordedWithItsProblemAndSentOnce()
     {
-        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, failFirstPosts: 0);
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, _ => Fault.None);
         string notVideo = Path.Combine(_folder, "notes.mp4");
         await File.WriteAllTextAsync(notVideo, "this is text, not a video");
         string output = Path.Combine(_folder, "refused.jsonl");
 
         var (code, _, _) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, notVideo);
+        var (allowed, _, allowedErrors) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, "--allow-refused", notVideo);
 
         Assert.Equal(1, code);
         Assert.Equal(1, front.Posts);
         var error = JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.GetProperty("error");
         Assert.Equal(415, error.GetProperty("status").GetInt32());
         Assert.Equal("urn:cvrlserve:problem:unsupported-media", error.GetProperty("kind").GetString());
+        // The rerun skips it (nothing sent) and, refusals allowed, the shard counts as finished.
+        Assert.True(allowed == 0, allowedErrors);
+        Assert.Equal(1, front.Posts);
+        Assert.Contains("1 refused before", allowedErrors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_RetriesExhausted_NotRecorded_TheNextRunEmbedsIt()
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, _ => Fault.Unavailable);
+        string output = Path.Combine(_folder, "unfinished.jsonl");
+        string video = fixture.Videos.Path("red-0.mp4");
+
+        var (code, _, stderr) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--retries", "2", "--out", output, "--allow-refused", video);
+        string afterFirst = await File.ReadAllTextAsync(output);
+        var (again, _, againErrors) = await RunCvrlAsync("embed", "--server", fixture.Server.BaseAddress.ToString(), "--out", output, video);
+
+        Assert.Equal(1, code); // unfinished is never allowed
+        Assert.Equal(2, front.Posts);
+        Assert.Contains("left for the next run", stderr, StringComparison.Ordinal);
+        Assert.Equal("", afterFirst);
+        Assert.True(again == 0, againErrors);
+        Assert.True(JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.TryGetProperty("embedding", out _));
+    }
+
+    [Theory]
+    [InlineData(Fault.Html, "not JSON")]
+    [InlineData(Fault.WrongDimension, "not an embedding")]
+    public async Task EmbedThroughServer_A200ThatIsNotAnEmbedding_NotRecorded_OthersGoThrough(Fault fault, string message)
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, post => post == 1 ? fault : Fault.None);
+        string output = Path.Combine(_folder, "bad-answer.jsonl");
+
+        var (code, _, stderr) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, fixture.Videos.Path("red-0.mp4"), fixture.Videos.Path("blue-0.mp4"));
+
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+        Assert.Contains("1 embedded now, 0 refused now, 1 unfinished", stderr, StringComparison.Ordinal);
+        var line = JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement;
+        Assert.Equal(fixture.Videos.Path("blue-0.mp4"), line.GetProperty("video").GetString());
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal); // a message, not a stack trace
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_AnswerCutOffMidBody_Retried()
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, post => post == 1 ? Fault.CutOff : Fault.None);
+        string output = Path.Combine(_folder, "cut.jsonl");
+
+        var (code, _, stderr) = await RunCvrlAsync("embed", "--server", front.BaseAddress.ToString(), "--out", output, fixture.Videos.Path("blue-1.mp4"));
+
+        Assert.True(code == 0, stderr);
+        Assert.Equal(2, front.Posts);
+        Assert.True(JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.TryGetProperty("embedding", out _));
+    }
+
+    [Theory]
+    [InlineData(Fault.Unauthorized, "refuses the API key")]
+    [InlineData(Fault.OtherModel, "model changed")]
+    public async Task EmbedThroughServer_AKeyRefusedOrTheModelChanged_StopsTheRun_NothingRecorded(Fault fault, string message)
+    {
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, _ => fault);
+        string output = Path.Combine(_folder, "stopped.jsonl");
+        string[] videos = ["red-0.mp4", "blue-0.mp4", "red-1.mp4", "blue-1.mp4"];
+
+        var (code, _, stderr) = await RunCvrlAsync(["embed", "--server", front.BaseAddress.ToString(), "--out", output, "--allow-refused", .. videos.Select(fixture.Videos.Path)]);
+
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+        Assert.Equal(1, front.Posts); // one at a time: the first answer stops the run
+        Assert.Equal("", await File.ReadAllTextAsync(output));
     }
 
     private static int CountOf(string text, string fragment)
@@ -114,19 +186,44 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
         return (process.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>A front on loopback: the first N POSTs get 503 with Retry-After: 1 and a problem body; everything else is forwarded.</summary>
+    /// <summary>What the front does with a POST.</summary>
+    public enum Fault
+    {
+        /// <summary>Forwards it and passes the answer back.</summary>
+        None,
+
+        /// <summary>503 with Retry-After: 1 and a problem body.</summary>
+        Unavailable,
+
+        /// <summary>401 with a problem body.</summary>
+        Unauthorized,
+
+        /// <summary>200 with an HTML page (a proxy's error page, say).</summary>
+        Html,
+
+        /// <summary>Forwards it; the answer's embedding loses a value.</summary>
+        WrongDimension,
+
+        /// <summary>Forwards it; the answer names another model id.</summary>
+        OtherModel,
+
+        /// <summary>Forwards it; announces the whole answer's length, sends half of it, and drops the connection.</summary>
+        CutOff,
+    }
+
+    /// <summary>A front on loopback that does to the Nth POST (from 1) what <c>faults(N)</c> says; GETs are forwarded.</summary>
     private sealed class FlakyFront : IAsyncDisposable
     {
         private readonly HttpListener _listener = new();
         private readonly HttpClient _forward;
-        private readonly int _failFirstPosts;
+        private readonly Func<int, Fault> _faults;
         private readonly Task _loop;
         private int _posts;
 
-        private FlakyFront(Uri target, int failFirstPosts)
+        private FlakyFront(Uri target, Func<int, Fault> faults)
         {
             _forward = new HttpClient { BaseAddress = target, Timeout = TimeSpan.FromMinutes(2) };
-            _failFirstPosts = failFirstPosts;
+            _faults = faults;
             int port;
             using (var probe = new TcpListener(IPAddress.Loopback, 0))
             {
@@ -144,7 +241,7 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
 
         public int Posts => Volatile.Read(ref _posts);
 
-        public static FlakyFront Start(Uri target, int failFirstPosts) => new(target, failFirstPosts);
+        public static FlakyFront Start(Uri target, Func<int, Fault> faults) => new(target, faults);
 
         public async ValueTask DisposeAsync()
         {
@@ -183,36 +280,70 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
         {
             var request = context.Request;
             var response = context.Response;
-            try
+            var fault = request.HttpMethod == "POST" ? _faults(Interlocked.Increment(ref _posts)) : Fault.None;
+            using var body = new MemoryStream();
+            await request.InputStream.CopyToAsync(body);
+            switch (fault)
             {
-                if (request.HttpMethod == "POST" && Interlocked.Increment(ref _posts) <= _failFirstPosts)
-                {
-                    await request.InputStream.CopyToAsync(Stream.Null);
-                    response.StatusCode = 503;
+                case Fault.Unavailable:
                     response.AddHeader("Retry-After", "1");
-                    response.ContentType = "application/problem+json";
-                    await response.OutputStream.WriteAsync("""{"type":"urn:cvrlserve:problem:overloaded","title":"Busy","status":503}"""u8.ToArray());
+                    await AnswerAsync(response, 503, "application/problem+json", """{"type":"urn:cvrlserve:problem:overloaded","title":"Busy","status":503}""");
                     return;
-                }
-
-                using var body = new MemoryStream();
-                await request.InputStream.CopyToAsync(body);
-                using var forwarded = new HttpRequestMessage(new HttpMethod(request.HttpMethod), request.Url!.PathAndQuery.TrimStart('/'));
-                if (request.HttpMethod != "GET")
-                {
-                    forwarded.Content = new ByteArrayContent(body.ToArray());
-                    forwarded.Content.Headers.TryAddWithoutValidation("Content-Type", request.ContentType);
-                }
-
-                using var answer = await _forward.SendAsync(forwarded);
-                response.StatusCode = (int)answer.StatusCode;
-                response.ContentType = answer.Content.Headers.ContentType?.ToString();
-                await answer.Content.CopyToAsync(response.OutputStream);
+                case Fault.Unauthorized:
+                    await AnswerAsync(response, 401, "application/problem+json", """{"type":"urn:cvrlserve:problem:unauthorized","title":"Unauthorized","status":401}""");
+                    return;
+                case Fault.Html:
+                    await AnswerAsync(response, 200, "text/html", "<html><body>Welcome to our proxy</body></html>");
+                    return;
             }
-            finally
+
+            using var forwarded = new HttpRequestMessage(new HttpMethod(request.HttpMethod), request.Url!.PathAndQuery.TrimStart('/'));
+            if (request.HttpMethod != "GET")
             {
-                response.Close();
+                forwarded.Content = new ByteArrayContent(body.ToArray());
+                forwarded.Content.Headers.TryAddWithoutValidation("Content-Type", request.ContentType);
             }
+
+            using var answer = await _forward.SendAsync(forwarded);
+            byte[] bytes = await answer.Content.ReadAsByteArrayAsync();
+            if (fault is Fault.WrongDimension or Fault.OtherModel && System.Text.Json.Nodes.JsonNode.Parse(bytes) is System.Text.Json.Nodes.JsonObject json)
+            {
+                if (fault == Fault.WrongDimension)
+                {
+                    json["embedding"]!.AsArray().RemoveAt(0);
+                }
+                else
+                {
+                    json["modelId"] = "another-model-id";
+                }
+
+                bytes = System.Text.Encoding.UTF8.GetBytes(json.ToJsonString());
+            }
+
+            response.StatusCode = (int)answer.StatusCode;
+            response.ContentType = answer.Content.Headers.ContentType?.ToString();
+            if (fault == Fault.CutOff)
+            {
+                response.ContentLength64 = bytes.Length;
+                await response.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+                await response.OutputStream.FlushAsync();
+                response.Abort();
+                return;
+            }
+
+            response.ContentLength64 = bytes.Length;
+            await response.OutputStream.WriteAsync(bytes);
+            response.Close();
+        }
+
+        private static async Task AnswerAsync(HttpListenerResponse response, int status, string type, string text)
+        {
+            byte[] bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            response.StatusCode = status;
+            response.ContentType = type;
+            response.ContentLength64 = bytes.Length;
+            await response.OutputStream.WriteAsync(bytes);
+            response.Close();
         }
     }
 }

@@ -84,13 +84,36 @@ public sealed class EmbedCommandTests(TrainingVideos videos) : IDisposable
         Assert.False(failure.TryGetProperty("embedding", out _));
         Assert.Equal("UnsupportedMedia", failure.GetProperty("error").GetProperty("kind").GetString());
         Assert.Equal(1, code2);
-        Assert.Contains("0 embedded now, 0 failed now, 1 failed before", stderr2, StringComparison.Ordinal);
+        Assert.Contains("0 embedded now, 0 refused now, 0 unfinished, 1 refused before", stderr2, StringComparison.Ordinal);
         Assert.Equal(2, linesAfterSecondRun);
         Assert.Equal(0, code3);
         Assert.Equal(0, code4);
         Assert.Contains("2 done before, 0 embedded now", stderr4, StringComparison.Ordinal);
         Assert.Equal(128, File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement)
             .Single(l => l.GetProperty("video").GetString() == video && l.TryGetProperty("embedding", out _)).GetProperty("embedding").GetArrayLength());
+    }
+
+    [Fact]
+    public void Embed_AFolderAndAMissingFileAmongTheVideos_RefusedAndRecorded_TheOthersEmbedded_AllowRefusedExitsZero()
+    {
+        string model = TinyModel();
+        string folderNamedLikeAVideo = Directory.CreateDirectory(Path.Combine(_folder, "folder.mp4")).FullName;
+        string missing = Path.Combine(_folder, "gone.mp4");
+        string good = Path.Combine(videos.Unlabeled, "b", "video1.mp4");
+        string output = Path.Combine(_folder, "refused.jsonl");
+
+        var (code, _, stderr) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, folderNamedLikeAVideo, good, missing);
+        var (allowed, _, allowedErrors) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, "--allow-refused", folderNamedLikeAVideo, good, missing);
+
+        Assert.Equal(1, code);
+        Assert.Contains("1 embedded now, 2 refused now, 0 unfinished", stderr, StringComparison.Ordinal);
+        var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToDictionary(l => l.GetProperty("video").GetString()!);
+        Assert.Equal(3, lines.Count);
+        Assert.True(lines[good].TryGetProperty("embedding", out _));
+        Assert.True(lines[folderNamedLikeAVideo].TryGetProperty("error", out _));
+        Assert.True(lines[missing].TryGetProperty("error", out _));
+        Assert.True(allowed == 0, allowedErrors);
+        Assert.Contains("1 done before, 0 embedded now, 0 refused now, 0 unfinished, 2 refused before", allowedErrors, StringComparison.Ordinal);
     }
 
     [Fact]
