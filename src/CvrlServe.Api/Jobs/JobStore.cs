@@ -150,6 +150,13 @@ public sealed partial class JobStore
     public async Task<JobRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
         IsValidId(id) ? await ReadAsync(id, cancellationToken).ConfigureAwait(false) : null;
 
+    /// <summary>
+    /// Whether job <paramref name="id"/> has a record file, readable or not: where <see cref="GetAsync"/> gives
+    /// nothing, this tells a job that is unknown from one whose record cannot be read now (records are
+    /// replaced by rename, so that is the volume's read error, not a half-written record).
+    /// </summary>
+    public bool HasRecord(string id) => IsValidId(id) && File.Exists(PathOf(id));
+
     /// <summary>Up to <paramref name="max"/> jobs, newest first; unreadable records are skipped (and logged).</summary>
     public IReadOnlyList<JobRecord> List(int max)
     {

@@ -46,7 +46,13 @@ public sealed partial class ProbeArchiveJobs(
 
     private TimeSpan Lease => TimeSpan.FromSeconds(options.Value.JobLeaseSeconds);
 
-    /// <summary>Queues a job; false when the queue is full (the caller answers 503).</summary>
+    /// <summary>Starts heartbeating a job this process accepted, before its archive is in place.</summary>
+    public void Hold(string jobId) => _held.TryAdd(jobId, 0);
+
+    /// <summary>Stops heartbeating a job that will not be queued.</summary>
+    public void Release(string jobId) => _held.TryRemove(jobId, out _);
+
+    /// <summary>Queues a job (heartbeated from now on, if not already); false when the queue is full (the caller answers 503).</summary>
     public bool TryEnqueue(ProbeArchiveJob job)
     {
         ArgumentNullException.ThrowIfNull(job);
@@ -64,6 +70,12 @@ public sealed partial class ProbeArchiveJobs(
     {
         Directory.CreateDirectory(WorkFolder);
         LogInstance(logger, jobs.Instance, Environment.MachineName);
+        // Probe saves and job updates rely on file locks across replicas: say so when the volume cannot give them.
+        if (CvrlServe.Core.Storage.VolumeLocking.Warning(options.Value.FullDataFolder) is { } locking)
+        {
+            LogLocking(logger, locking);
+        }
+
         int interrupted = await jobs.RecoverAsync(Lease, cancellationToken);
         await jobs.DeleteOlderThanAsync(Retention, cancellationToken);
         await DeleteAbandonedWorkAsync(cancellationToken);
@@ -139,13 +151,30 @@ public sealed partial class ProbeArchiveJobs(
             finally
             {
                 _held.TryRemove(job.JobId, out _);
-                await jobs.DeleteOlderThanAsync(Retention, CancellationToken.None);
-                File.Delete(job.Archive);
-                if (Directory.Exists(extracted))
-                {
-                    Directory.Delete(extracted, recursive: true);
-                }
+                await CleanUpAsync(job, extracted);
             }
+        }
+    }
+
+    /// <summary>
+    /// After a job: its files and expired records go. A failure here (a volume hiccup) must not end the queue,
+    /// which would stop every later job and the host with it: it is logged, and the leftovers are removed by
+    /// a later <see cref="DeleteAbandonedWorkAsync"/>.
+    /// </summary>
+    private async Task CleanUpAsync(ProbeArchiveJob job, string extracted)
+    {
+        try
+        {
+            await jobs.DeleteOlderThanAsync(Retention, CancellationToken.None);
+            File.Delete(job.Archive);
+            if (Directory.Exists(extracted))
+            {
+                Directory.Delete(extracted, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException)
+        {
+            LogMaintenanceFailed(logger, e);
         }
     }
 
@@ -189,8 +218,10 @@ public sealed partial class ProbeArchiveJobs(
         {
             string name = Path.GetFileName(entry);
             string id = name.EndsWith(".zip", StringComparison.Ordinal) ? name[..^4] : name;
-            if (JobStore.IsValidId(id) && await jobs.GetAsync(id, cancellationToken) is { IsFinished: false })
+            var record = JobStore.IsValidId(id) ? await jobs.GetAsync(id, cancellationToken) : null;
+            if (record is { IsFinished: false } || (record is null && jobs.HasRecord(id)))
             {
+                // Live, or its record exists but cannot be read now (a volume hiccup): not known to be abandoned.
                 continue;
             }
 
@@ -309,6 +340,9 @@ public sealed partial class ProbeArchiveJobs(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Jobs instance {Instance} on {Machine}")]
     private static partial void LogInstance(ILogger logger, string instance, string machine);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Warning}")]
+    private static partial void LogLocking(ILogger logger, string warning);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was marked failed by another replica (its heartbeat lapsed); its work here is dropped")]
     private static partial void LogTakenOver(ILogger logger, string jobId);

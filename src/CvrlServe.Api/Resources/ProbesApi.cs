@@ -156,8 +156,22 @@ public static class ProbesApi
         }
 
         var job = await jobs.CreateAsync(ProbeArchiveJobs.Kind, JobsApi.Owner(context.User), context.RequestAborted);
+        // Heartbeated from now on: moving a large archive onto a shared volume may outlast the lease.
+        runner.Hold(job.Id);
         string archive = Path.Combine(runner.WorkFolder, job.Id + ".zip");
-        File.Move(upload.Path, archive);
+        try
+        {
+            File.Move(upload.Path, archive);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            runner.Release(job.Id);
+            File.Delete(archive);
+            var error = new JobError("urn:cvrlserve:problem:overloaded", "Service busy", "The service could not store the archive; submit it again later.");
+            await jobs.UpdateAsync(job.Id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+            throw new OverloadedException("the archive could not be stored (" + e.GetType().Name + ")", TimeSpan.FromSeconds(30));
+        }
+
         if (!runner.TryEnqueue(new ProbeArchiveJob(job.Id, archive, model, name, clips)))
         {
             File.Delete(archive);

@@ -81,6 +81,33 @@ public sealed class ProbeArchiveTests(ApiVideos videos)
     }
 
     [Fact]
+    public async Task Start_WorkOfFinishedAndUnknownJobsRemoved_LiveOrUnreadableJobsWorkKept()
+    {
+        await using var first = new CvrlApiFactory();
+        string jobsFolder = Path.Combine(first.DataFolder, "jobs");
+        string work = Directory.CreateDirectory(Path.Combine(first.DataFolder, "job-work")).FullName;
+        var store = new JobStore(jobsFolder, null); // another replica, alive: its heartbeats are fresh
+        var live = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
+        var finished = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
+        await store.UpdateAsync(finished.Id, r => r with { State = JobState.Succeeded }, CancellationToken.None);
+        var unreadable = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
+        // Its record cannot be read now (as on a volume's read error): whether it is live is not known.
+        await File.WriteAllTextAsync(Path.Combine(jobsFolder, unreadable.Id + ".json"), "{ not json");
+        string unknown = new string('a', 32);
+        foreach (string id in new[] { live.Id, finished.Id, unreadable.Id, unknown })
+        {
+            await File.WriteAllTextAsync(Path.Combine(work, id + ".zip"), "archive");
+            Directory.CreateDirectory(Path.Combine(work, id));
+        }
+
+        await using var replica = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DataFolder"] = first.DataFolder });
+        await replica.StartedAsync();
+
+        string[] expected = [live.Id, live.Id + ".zip", unreadable.Id, unreadable.Id + ".zip"];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), Directory.GetFileSystemEntries(work).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Archive_NeedsAdminAndAName()
     {
         await using var app = new CvrlApiFactory();
