@@ -49,6 +49,13 @@ public sealed class CvrlServeOptions : IValidatableObject
     /// <summary>Cuda tries the CUDA provider and falls back to the CPU (the reason is reported); Cpu never tries CUDA.</summary>
     public ProviderPreference Provider { get; set; } = ProviderPreference.Cuda;
 
+    /// <summary>
+    /// Not ready (<c>/health/ready</c> 503, with the reason) while the default model runs on the CPU: for GPU
+    /// hosts, where a CUDA that failed to load (driver too old, a library missing) should take the replica out
+    /// of the load balancer rather than serve 100× slower.
+    /// </summary>
+    public bool RequireGpu { get; set; }
+
     /// <summary>Largest upload accepted, in bytes (413 while streaming past it).</summary>
     [Range(1024, 64L * 1024 * 1024 * 1024)]
     public long MaxUploadBytes { get; set; } = 256L * 1024 * 1024;
@@ -133,6 +140,11 @@ public sealed class CvrlServeOptions : IValidatableObject
         if (DefaultModel is not null && !ModelRegistry.IsValidName(DefaultModel))
         {
             yield return new ValidationResult($"DefaultModel '{DefaultModel}' is not a model name.", [nameof(DefaultModel)]);
+        }
+
+        if (RequireGpu && Provider != ProviderPreference.Cuda)
+        {
+            yield return new ValidationResult("RequireGpu needs Provider Cuda.", [nameof(RequireGpu)]);
         }
 
         foreach (string proxy in KnownProxies)

@@ -3,9 +3,14 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace CvrlServe.Api.Hosting;
 
-/// <summary>Ready when the first load of every model is done and the default model serves (warmed: sessions warm up as they load).</summary>
-public sealed class ModelsReadyCheck(ModelRegistryService models) : IHealthCheck
+/// <summary>
+/// Ready when the first load of every model is done and the default model serves (warmed: sessions warm up as
+/// they load), on CUDA when <see cref="CvrlServeOptions.RequireGpu"/> is set.
+/// </summary>
+public sealed class ModelsReadyCheck(ModelRegistryService models, Microsoft.Extensions.Options.IOptions<CvrlServeOptions> options) : IHealthCheck
 {
+    public const string CudaProvider = "CUDAExecutionProvider";
+
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         if (!models.Started.IsCompletedSuccessfully)
@@ -16,9 +21,19 @@ public sealed class ModelsReadyCheck(ModelRegistryService models) : IHealthCheck
         var statuses = models.Registry.List();
         var data = statuses.ToDictionary(s => s.Name, s => (object)(s.Ready ? "ready" : s.Error ?? "loading"));
         string? name = models.Registry.DefaultName;
-        return Task.FromResult(name is not null && statuses.Any(s => s.Name == name && s.Ready)
-            ? HealthCheckResult.Healthy($"default model '{name}' ready", data)
-            : HealthCheckResult.Unhealthy(statuses.Count == 0 ? "no model in the models folder" : "the default model is not ready", data: data));
+        var serving = statuses.FirstOrDefault(s => s.Name == name && s.Ready);
+        if (serving is null)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(statuses.Count == 0 ? "no model in the models folder" : "the default model is not ready", data: data));
+        }
+
+        if (options.Value.RequireGpu && serving.Provider != CudaProvider)
+        {
+            // GET /v1/models says why CUDA did not load (providerReason).
+            return Task.FromResult(HealthCheckResult.Unhealthy($"default model '{name}' runs on {serving.Provider}, and Cvrl:RequireGpu is set", data: data));
+        }
+
+        return Task.FromResult(HealthCheckResult.Healthy($"default model '{name}' ready on {serving.Provider}", data));
     }
 }
 

@@ -244,6 +244,7 @@ public sealed partial class KubernetesManifestTests
         Assert.Equal("cvrlserve:gpu", container.Image);
         Assert.Equal(new ResourceQuantity("1"), container.Resources.Limits["nvidia.com/gpu"]);
         Assert.Equal("Cuda", Env(container, "Cvrl__Provider"));
+        Assert.Equal("true", Env(container, "Cvrl__RequireGpu")); // OperationsTests: not ready on the CPU
         Assert.Equal("Poll", Env(container, "Cvrl__ChangeDetection"));
         Assert.Equal("/health/ready", container.ReadinessProbe.HttpGet.Path);
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 
 namespace CvrlServe.Api.Tests.Hosting;
@@ -29,6 +30,26 @@ public sealed class OperationsTests(ApiVideos videos)
         using var goodClient = good.Client();
         using var goodReady = await goodClient.GetAsync(new Uri("/health/ready", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, goodReady.StatusCode);
+    }
+
+    [Fact]
+    public async Task Health_RequireGpu_ReadyExactlyWhenTheDefaultModelRunsOnCuda()
+    {
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:Provider"] = "Cuda", ["Cvrl:RequireGpu"] = "true" });
+        await app.StartedAsync();
+        using var client = app.Client();
+        var models = await client.GetFromJsonAsync<JsonElement>(new Uri("/v1/models", UriKind.Relative));
+        var model = models.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("isDefault").GetBoolean());
+        Assert.True(model.GetProperty("ready").GetBoolean());
+        bool onCuda = model.GetProperty("provider").GetString() == "CUDAExecutionProvider";
+
+        using var ready = await client.GetAsync(new Uri("/health/ready", UriKind.Relative));
+        using var live = await client.GetAsync(new Uri("/health/live", UriKind.Relative));
+
+        // Wherever CUDA does not load (this machine), the model serves on the CPU, says why, and the replica is not ready.
+        Assert.Equal(onCuda ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.True(onCuda || model.GetProperty("providerReason").GetString() is { Length: > 0 });
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
     }
 
     [Fact]
