@@ -61,6 +61,10 @@ mapfile -t image_env < <(read_config "print('\n'.join(c.get('Env') or []))")
 root="$("${podman[@]}" image mount "$image")"
 cleanup() {
   [ -n "${server:-}" ] && kill -9 "$server" 2>/dev/null || true
+  # Everything still running inside the image's root (ffmpeg children of a killed service, say).
+  for proc in /proc/[0-9]*; do
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] && kill -9 "${proc#/proc/}" 2>/dev/null || true
+  done
   for m in data tmp proc dev; do umount -l "$root/$m" 2>/dev/null || true; done
   "${podman[@]}" image unmount "$image" >/dev/null 2>&1 || true
   [ -n "${data:-}" ] && rm -rf "$data"

@@ -182,7 +182,18 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Nothing left behind: the run and anything it started.
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            Assert.Fail($"cvrl {string.Join(' ', arguments)} did not finish within 2 minutes: {await stderr}");
+        }
+
         return (process.ExitCode, await stdout, await stderr);
     }
 
