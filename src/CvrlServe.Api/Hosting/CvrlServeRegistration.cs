@@ -129,9 +129,9 @@ public static class CvrlServeRegistration
         }
 
         v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi().MapJobsApi();
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
-        var scrape = app.MapMetrics("/metrics");
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithMetadata(ManagementEndpoint.Health);
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).WithMetadata(ManagementEndpoint.Health);
+        var scrape = app.MapMetrics("/metrics").WithMetadata(ManagementEndpoint.Metrics);
         var settings = app.Services.GetRequiredService<IOptions<CvrlServeOptions>>().Value;
         if (settings.Keys.RequireKey && settings.MetricsPort == 0)
         {

@@ -23,10 +23,10 @@ internal static partial class MetricsPort
         app.Lifetime.ApplicationStarted.Register(() => WarnIfNotListening(app, port));
         return app.Use((context, next) =>
         {
-            bool onMetricsPort = context.Connection.LocalPort == port;
-            var path = context.Request.Path;
-            bool scrape = path.Equals("/metrics", StringComparison.OrdinalIgnoreCase);
-            bool allowed = onMetricsPort ? scrape || path.StartsWithSegments("/health", StringComparison.OrdinalIgnoreCase) : !scrape;
+            // By the endpoint routing chose (WebApplication routes before any middleware), not by the path
+            // text: /metrics/, /METRICS and any other spelling routing accepts reach the same endpoint.
+            var endpoint = context.GetEndpoint()?.Metadata.GetMetadata<ManagementEndpoint>();
+            bool allowed = context.Connection.LocalPort == port ? endpoint is not null : endpoint != ManagementEndpoint.Metrics;
             if (allowed)
             {
                 return next(context);
@@ -50,4 +50,15 @@ internal static partial class MetricsPort
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cvrl:MetricsPort is {Port} but the server listens on {Addresses} only: /metrics is served nowhere. Add the port to ASPNETCORE_HTTP_PORTS (8080;PORT) or --urls.")]
     private static partial void NotListening(ILogger logger, int port, string addresses);
+}
+
+/// <summary>Marks the endpoints the metrics port serves: the scrape, and health.</summary>
+internal sealed class ManagementEndpoint
+{
+    public static readonly ManagementEndpoint Metrics = new();
+    public static readonly ManagementEndpoint Health = new();
+
+    private ManagementEndpoint()
+    {
+    }
 }

@@ -23,8 +23,9 @@ public sealed class MetricsPortTests
         using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}/"), Timeout = TimeSpan.FromSeconds(30) };
 
         // The scraper: no key, gets the exposition text.
-        using (var scrape = await scraper.GetAsync(new Uri("metrics", UriKind.Relative)))
+        foreach (string spelling in new[] { "metrics", "metrics/" })
         {
+            using var scrape = await scraper.GetAsync(new Uri(spelling, UriKind.Relative));
             Assert.Equal(HttpStatusCode.OK, scrape.StatusCode);
             Assert.Contains("cvrlserve_requests_in_flight", await scrape.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
@@ -38,7 +39,7 @@ public sealed class MetricsPortTests
         using (var keyed = new HttpClient { BaseAddress = scraper.BaseAddress })
         {
             keyed.DefaultRequestHeaders.Add("X-Api-Key", KestrelServer.ClientKey);
-            foreach (string path in new[] { "v1/models", "swagger/v1/swagger.json" })
+            foreach (string path in new[] { "v1/models", "swagger/v1/swagger.json", "swagger/index.html", "no-such-path" })
             {
                 using var refused = await keyed.GetAsync(new Uri(path, UriKind.Relative));
                 await Problem.AssertAsync(refused, HttpStatusCode.NotFound, "not-found");
@@ -58,9 +59,14 @@ public sealed class MetricsPortTests
             Assert.Equal(HttpStatusCode.OK, models.StatusCode);
         }
 
-        using (var keyedScrape = await client.GetAsync(new Uri("metrics", UriKind.Relative)))
+        // Every spelling routing accepts for the scrape, with a key and without.
+        foreach (var caller in new[] { client, anonymous })
         {
-            await Problem.AssertAsync(keyedScrape, HttpStatusCode.NotFound, "not-found");
+            foreach (string spelling in new[] { "metrics", "metrics/", "METRICS", "Metrics/" })
+            {
+                using var keyedScrape = await caller.GetAsync(new Uri(spelling, UriKind.Relative));
+                await Problem.AssertAsync(keyedScrape, HttpStatusCode.NotFound, "not-found");
+            }
         }
 
         using var forged = new HttpRequestMessage(HttpMethod.Get, new Uri(server.BaseAddress, "metrics"));
