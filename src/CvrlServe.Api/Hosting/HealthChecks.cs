@@ -1,3 +1,4 @@
+using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
@@ -18,22 +19,24 @@ public sealed class ModelsReadyCheck(ModelRegistryService models, Microsoft.Exte
             return Task.FromResult(HealthCheckResult.Unhealthy(models.Started.IsFaulted ? "the models folder could not be read" : "models are loading"));
         }
 
-        var statuses = models.Registry.List();
+        return Task.FromResult(Evaluate(models.Registry.List(), models.Registry.DefaultName, options.Value.RequireGpu));
+    }
+
+    /// <summary>The readiness of a registry whose models are <paramref name="statuses"/>.</summary>
+    public static HealthCheckResult Evaluate(IReadOnlyList<ModelStatus> statuses, string? defaultName, bool requireGpu)
+    {
+        ArgumentNullException.ThrowIfNull(statuses);
         var data = statuses.ToDictionary(s => s.Name, s => (object)(s.Ready ? "ready" : s.Error ?? "loading"));
-        string? name = models.Registry.DefaultName;
-        var serving = statuses.FirstOrDefault(s => s.Name == name && s.Ready);
+        var serving = statuses.FirstOrDefault(s => s.Name == defaultName && s.Ready);
         if (serving is null)
         {
-            return Task.FromResult(HealthCheckResult.Unhealthy(statuses.Count == 0 ? "no model in the models folder" : "the default model is not ready", data: data));
+            return HealthCheckResult.Unhealthy(statuses.Count == 0 ? "no model in the models folder" : "the default model is not ready", data: data);
         }
 
-        if (options.Value.RequireGpu && serving.Provider != CudaProvider)
-        {
-            // GET /v1/models says why CUDA did not load (providerReason).
-            return Task.FromResult(HealthCheckResult.Unhealthy($"default model '{name}' runs on {serving.Provider}, and Cvrl:RequireGpu is set", data: data));
-        }
-
-        return Task.FromResult(HealthCheckResult.Healthy($"default model '{name}' ready on {serving.Provider}", data));
+        // GET /v1/models says why CUDA did not load (providerReason).
+        return requireGpu && serving.Provider != CudaProvider
+            ? HealthCheckResult.Unhealthy($"default model '{defaultName}' runs on {serving.Provider}, and Cvrl:RequireGpu is set", data: data)
+            : HealthCheckResult.Healthy($"default model '{defaultName}' ready on {serving.Provider}", data);
     }
 }
 

@@ -151,11 +151,15 @@ public sealed partial class JobStore
         IsValidId(id) ? await ReadAsync(id, cancellationToken).ConfigureAwait(false) : null;
 
     /// <summary>
-    /// Whether job <paramref name="id"/> has a record file, readable or not: where <see cref="GetAsync"/> gives
-    /// nothing, this tells a job that is unknown from one whose record cannot be read now (records are
-    /// replaced by rename, so that is the volume's read error, not a half-written record).
+    /// Whether job <paramref name="id"/> has a record file, readable or not, written within <paramref name="age"/>:
+    /// where <see cref="GetAsync"/> gives nothing, this tells a job that may be live (its heartbeats rewrite the
+    /// record) from one that is unknown or whose unreadable record nobody writes any more.
     /// </summary>
-    public bool HasRecord(string id) => IsValidId(id) && File.Exists(PathOf(id));
+    public bool RecordChangedWithin(string id, TimeSpan age)
+    {
+        var file = IsValidId(id) ? new FileInfo(PathOf(id)) : null;
+        return file is { Exists: true } && file.LastWriteTimeUtc > _time.GetUtcNow().UtcDateTime - age;
+    }
 
     /// <summary>Up to <paramref name="max"/> jobs, newest first; unreadable records are skipped (and logged).</summary>
     public IReadOnlyList<JobRecord> List(int max)

@@ -147,6 +147,12 @@ public sealed partial class ProbeArchiveJobs(
                 {
                     LogTakenOver(logger, job.JobId);
                 }
+                catch (Exception recording) when (recording is CvrlException or IOException or UnauthorizedAccessException)
+                {
+                    // The record cannot be written now: the queue goes on, and the lapsed heartbeat marks the job
+                    // interrupted. Ending the queue here would stop every later job and the host with it.
+                    LogMaintenanceFailed(logger, recording);
+                }
             }
             finally
             {
@@ -219,9 +225,11 @@ public sealed partial class ProbeArchiveJobs(
             string name = Path.GetFileName(entry);
             string id = name.EndsWith(".zip", StringComparison.Ordinal) ? name[..^4] : name;
             var record = JobStore.IsValidId(id) ? await jobs.GetAsync(id, cancellationToken) : null;
-            if (record is { IsFinished: false } || (record is null && jobs.HasRecord(id)))
+            if (record is { IsFinished: false } || (record is null && jobs.RecordChangedWithin(id, Lease)))
             {
-                // Live, or its record exists but cannot be read now (a volume hiccup): not known to be abandoned.
+                // Live; or its record exists but cannot be read now, and was written within a lease, as a live
+                // job's heartbeats write it: not known to be abandoned. A record that stays unreadable stops
+                // being written, so its work goes after a lease.
                 continue;
             }
 

@@ -166,9 +166,17 @@ public static class ProbesApi
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             runner.Release(job.Id);
-            File.Delete(archive);
-            var error = new JobError("urn:cvrlserve:problem:overloaded", "Service busy", "The service could not store the archive; submit it again later.");
-            await jobs.UpdateAsync(job.Id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+            try
+            {
+                File.Delete(archive);
+                var error = new JobError("urn:cvrlserve:problem:overloaded", "Service busy", "The service could not store the archive; submit it again later.");
+                await jobs.UpdateAsync(job.Id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, CancellationToken.None);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException or CvrlException)
+            {
+                // The volume is failing: the job, no longer heartbeated, is marked interrupted after its lease.
+            }
+
             throw new OverloadedException("the archive could not be stored (" + e.GetType().Name + ")", TimeSpan.FromSeconds(30));
         }
 

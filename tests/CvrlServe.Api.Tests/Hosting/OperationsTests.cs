@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace CvrlServe.Api.Tests.Hosting;
 
@@ -50,6 +51,23 @@ public sealed class OperationsTests(ApiVideos videos)
         Assert.Equal(onCuda ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable, ready.StatusCode);
         Assert.True(onCuda || model.GetProperty("providerReason").GetString() is { Length: > 0 });
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("CUDAExecutionProvider", false, HealthStatus.Healthy)]
+    [InlineData("CPUExecutionProvider", false, HealthStatus.Healthy)]
+    [InlineData("CUDAExecutionProvider", true, HealthStatus.Healthy)]
+    [InlineData("CPUExecutionProvider", true, HealthStatus.Unhealthy)]
+    public void ModelsReady_RequireGpu_OnlyCudaCounts(string provider, bool requireGpu, HealthStatus expected)
+    {
+        var statuses = new[]
+        {
+            new CvrlServe.Core.Inference.ModelStatus("m", true, true, provider, "id", "sha", 128, null, DateTimeOffset.UtcNow),
+            new CvrlServe.Core.Inference.ModelStatus("other", false, false, null, null, null, null, "broken", null),
+        };
+
+        Assert.Equal(expected, CvrlServe.Api.Hosting.ModelsReadyCheck.Evaluate(statuses, "m", requireGpu).Status);
+        Assert.Equal(HealthStatus.Unhealthy, CvrlServe.Api.Hosting.ModelsReadyCheck.Evaluate(statuses, "other", requireGpu).Status);
     }
 
     [Fact]

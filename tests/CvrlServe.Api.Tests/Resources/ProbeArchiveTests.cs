@@ -81,7 +81,7 @@ public sealed class ProbeArchiveTests(ApiVideos videos)
     }
 
     [Fact]
-    public async Task Start_WorkOfFinishedAndUnknownJobsRemoved_LiveOrUnreadableJobsWorkKept()
+    public async Task Start_WorkOfFinishedUnknownAndLongUnreadableJobsRemoved_LiveOrJustUnreadableJobsWorkKept()
     {
         await using var first = new CvrlApiFactory();
         string jobsFolder = Path.Combine(first.DataFolder, "jobs");
@@ -91,10 +91,14 @@ public sealed class ProbeArchiveTests(ApiVideos videos)
         var finished = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
         await store.UpdateAsync(finished.Id, r => r with { State = JobState.Succeeded }, CancellationToken.None);
         var unreadable = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
-        // Its record cannot be read now (as on a volume's read error): whether it is live is not known.
+        var stale = await store.CreateAsync(ProbeArchiveJobs.Kind, "anonymous", CancellationToken.None);
+        // Records that cannot be read: one written just now (a live job's, on a volume's read error: whether it
+        // is live is not known), one nobody has written for longer than the lease (its job is gone).
         await File.WriteAllTextAsync(Path.Combine(jobsFolder, unreadable.Id + ".json"), "{ not json");
+        await File.WriteAllTextAsync(Path.Combine(jobsFolder, stale.Id + ".json"), "{ not json");
+        File.SetLastWriteTimeUtc(Path.Combine(jobsFolder, stale.Id + ".json"), DateTime.UtcNow - TimeSpan.FromSeconds(new CvrlServe.Api.Hosting.CvrlServeOptions().JobLeaseSeconds * 2));
         string unknown = new string('a', 32);
-        foreach (string id in new[] { live.Id, finished.Id, unreadable.Id, unknown })
+        foreach (string id in new[] { live.Id, finished.Id, unreadable.Id, stale.Id, unknown })
         {
             await File.WriteAllTextAsync(Path.Combine(work, id + ".zip"), "archive");
             Directory.CreateDirectory(Path.Combine(work, id));
