@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CvrlServe.Core;
@@ -61,10 +62,12 @@ internal static class EmbedCommand
         outPath = outPath?.Replace("{shard}", shard.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
         var run = new Run(items, listing.Count, shard, outPath, retryFailed, allowRefused, concurrency, output, error);
-        // Ctrl-C, or SIGTERM from a container runtime or Kubernetes: stop taking videos; lines already written stay.
+        // Ctrl-C, or SIGTERM from a container runtime or Kubernetes: stop taking videos; lines already written
+        // stay. A second signal is not caught: it ends the process at once.
         using var cancel = new CancellationTokenSource();
-        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
-        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+        int stoppedBy = 0;
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         try
         {
             return server is not null
@@ -74,13 +77,16 @@ internal static class EmbedCommand
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             error.WriteLine("cvrl embed: stopped; the lines written so far are kept (run again to resume with --out)");
-            return 130;
+            return 128 + stoppedBy; // the shell's convention: 130 after SIGINT, 143 after SIGTERM
         }
 
-        void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+        void Stop(PosixSignalContext context)
         {
-            context.Cancel = true;
-            cancel.Cancel();
+            if (Interlocked.CompareExchange(ref stoppedBy, context.Signal == PosixSignal.SIGINT ? 2 : 15, 0) == 0)
+            {
+                context.Cancel = true;
+                cancel.Cancel();
+            }
         }
     }
 
@@ -137,7 +143,7 @@ internal static class EmbedCommand
             }
             catch (Exception e) when (Unexpected(e, ct))
             {
-                return Unreadable(item.Key, modelId, e);
+                return Unreadable(item, modelId, e);
             }
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -169,13 +175,17 @@ internal static class EmbedCommand
                 {
                     throw new RunStoppedException($"{server} refuses the API key ({e.Status} {e.Message}); give one with --api-key or CVRL_API_KEY.");
                 }
+                catch (ServerRefusedException e) when (e.Status == 404)
+                {
+                    throw new RunStoppedException($"{server} no longer has model '{name}' ({e.Message}).");
+                }
                 catch (ServerRefusedException e)
                 {
                     return new Outcome(e.IsAboutTheVideo ? Ending.Refused : Ending.Unfinished, Failure(item.Key, modelId, e.Kind, e.Message, e.Status == 0 ? null : e.Status));
                 }
                 catch (Exception e) when (Unexpected(e, ct))
                 {
-                    return Unreadable(item.Key, modelId, e);
+                    return Unreadable(item, modelId, e);
                 }
             }, cancellationToken).ConfigureAwait(false);
         }
@@ -195,12 +205,14 @@ internal static class EmbedCommand
         e is not RunStoppedException && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested);
 
     /// <summary>
-    /// A file this run cannot read (missing, a folder, no permission) is refused for good; anything else (a
-    /// failing disk, a bug) is left unfinished for the next run.
+    /// A path that is not a file (missing, a folder) is refused for good; anything else (no permission, which
+    /// a volume's owner or mode can cause for every video; a failing disk; a bug) is left unfinished for the
+    /// next run.
     /// </summary>
-    private static Outcome Unreadable(string video, string modelId, Exception e) => e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException
-        ? new Outcome(Ending.Refused, Failure(video, modelId, "unreadable", e.Message, null))
-        : new Outcome(Ending.Unfinished, Failure(video, modelId, e is IOException ? "io" : "error", $"{e.GetType().Name}: {e.Message}", null));
+    private static Outcome Unreadable(EmbedItem item, string modelId, Exception e) =>
+        e is FileNotFoundException or DirectoryNotFoundException || Directory.Exists(item.Path)
+            ? new Outcome(Ending.Refused, Failure(item.Key, modelId, "not-a-file", e.Message, null))
+            : new Outcome(Ending.Unfinished, Failure(item.Key, modelId, e is IOException or UnauthorizedAccessException ? "io" : "error", $"{e.GetType().Name}: {e.Message}", null));
 
     /// <summary>The loop both modes share: skip what the output already holds, embed the rest, write each line as it ends.</summary>
     private static async Task<int> RunAsync(string modelId, Run run, Func<EmbedItem, CancellationToken, Task<Outcome>> embed, CancellationToken cancellationToken)
@@ -219,7 +231,18 @@ internal static class EmbedCommand
         await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, run.Concurrency), CancellationToken = cancellationToken }, async (item, ct) =>
         {
             var (ending, line) = await embed(item, ct).ConfigureAwait(false);
-            // Refusals go to the file (so a rerun skips them), never to stdout; unfinished videos nowhere.
+            if (ending != Ending.Embedded && ct.IsCancellationRequested)
+            {
+                // A failure while stopping may be the stop itself (Ctrl-C reaches ffmpeg too): never recorded.
+                throw new OperationCanceledException(ct);
+            }
+
+            // Refusals go to the file, marked so that a rerun skips them, never to stdout; unfinished videos nowhere.
+            if (ending == Ending.Refused)
+            {
+                line[EmbedOutput.RefusedField] = true;
+            }
+
             if (ending == Ending.Embedded || (ending == Ending.Refused && sink.IsFile))
             {
                 sink.Write(line);
@@ -283,6 +306,11 @@ internal static class EmbedCommand
         try
         {
             int dimension = answer.GetProperty("dimension").GetInt32();
+            if (dimension <= 0)
+            {
+                throw new FormatException($"the dimension is {dimension}");
+            }
+
             var line = new JsonObject
             {
                 ["video"] = video,
@@ -307,7 +335,7 @@ internal static class EmbedCommand
             {
                 // The service reports seconds; the line keeps the local mode's milliseconds.
                 var milliseconds = new JsonObject();
-                foreach (var stage in timings.EnumerateObject())
+                foreach (var stage in timings.EnumerateObject().Where(t => t.Value.ValueKind == JsonValueKind.Number))
                 {
                     milliseconds[stage.Name] = stage.Value.GetDouble() * 1000;
                 }
@@ -323,19 +351,13 @@ internal static class EmbedCommand
         }
     }
 
-    /// <summary>A JSON array of <paramref name="dimension"/> finite numbers, copied.</summary>
+    /// <summary>A JSON array of <paramref name="dimension"/> numbers (GetDouble refuses anything else, and overflow), copied.</summary>
     private static JsonArray Vector(JsonElement values, int dimension)
     {
         var vector = new JsonArray();
         foreach (var value in values.EnumerateArray())
         {
-            double number = value.GetDouble();
-            if (!double.IsFinite(number))
-            {
-                throw new FormatException("an embedding value is not finite");
-            }
-
-            vector.Add(number);
+            vector.Add(value.GetDouble());
         }
 
         return vector.Count == dimension ? vector : throw new FormatException($"an embedding has {vector.Count} values, not {dimension}");

@@ -7,8 +7,8 @@ namespace CvrlServe.Training.Commands;
 /// <summary>
 /// A resumable JSON-lines file: one line per video, each written with one write and flushed to disk before the
 /// next, so a killed run leaves complete lines and at most one torn last line. Opening it again drops that torn
-/// tail and reads which videos are already done (a line with an embedding) or failed (a line with
-/// <c>error</c>) in a given embedding space; lines of another model id do not count. The file is held
+/// tail and reads which videos are already done (a line with an embedding) or refused for good (a line with
+/// <c>error</c> and <c>"refused": true</c>) in a given embedding space; lines of another model id do not count. The file is held
 /// exclusively (FileShare.None: an advisory lock on Linux), so a second writer fails instead of interleaving.
 /// </summary>
 internal sealed class EmbedOutput : IDisposable
@@ -92,6 +92,9 @@ internal sealed class EmbedOutput : IDisposable
 
     internal static readonly JsonSerializerOptions JsonLines = new() { WriteIndented = false };
 
+    /// <summary>Marks an error line as a refusal for good: a rerun skips its video unless --retry-failed.</summary>
+    internal const string RefusedField = "refused";
+
     /// <summary>Complete lines' outcomes for this model id, and the length up to the last newline (what is kept).</summary>
     private static (Dictionary<string, bool> Previous, long Keep) Read(FileStream file, string modelId)
     {
@@ -137,8 +140,14 @@ internal sealed class EmbedOutput : IDisposable
             }
 
             // A success is never downgraded by a later failure line of the same video (e.g. --retry-failed runs).
+            // Only refusals count as failed; any other error line (older versions wrote those for failures
+            // that may pass, such as giving up on an unavailable server) leaves the video to be tried again.
             bool embedded = node["embedding"] is JsonArray;
-            previous[video] = embedded || previous.GetValueOrDefault(video);
+            bool refused = node[RefusedField] is JsonValue flag && flag.TryGetValue(out bool value) && value;
+            if (embedded || refused)
+            {
+                previous[video] = embedded || previous.GetValueOrDefault(video);
+            }
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {

@@ -20,7 +20,7 @@ internal sealed class ServerRefusedException(int status, string kind, string mes
     /// (415), undecodable or past a limit (422). Anything else (a revoked key, a missing model, a server error,
     /// giving up on retries) says nothing final about the video.
     /// </summary>
-    public bool IsAboutTheVideo => Status is 413 or 415 or 422;
+    public bool IsAboutTheVideo => Status is 413 or 415 or 422 && Kind.StartsWith("urn:cvrlserve:problem:", StringComparison.Ordinal);
 
     /// <summary>The key is refused: every other video would be too.</summary>
     public bool IsAboutTheKey => Status is 401 or 403;
@@ -40,7 +40,7 @@ internal sealed class ServerEmbedClient : IDisposable
     public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(60);
 
     /// <summary>Per-clip embeddings of a long video make large answers (~20 KB a clip at 2048-d); nothing real comes near this.</summary>
-    public const long MaxAnswerBytes = 256L * 1024 * 1024;
+    public const long MaxAnswerBytes = 64L * 1024 * 1024;
 
     private readonly HttpClient _http;
     private readonly int _maxAttempts;
@@ -51,7 +51,8 @@ internal sealed class ServerEmbedClient : IDisposable
     public ServerEmbedClient(Uri server, string? apiKey, int maxAttempts, TimeSpan requestTimeout, TimeSpan baseDelay, TextWriter log)
     {
         // Timeouts are per attempt (SendAsync), over the answer's body too, which HttpClient.Timeout is not.
-        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        // No redirects: the key (X-Api-Key) and the video would follow them to wherever the server points.
+        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = new Uri(server.ToString().TrimEnd('/') + "/"),
             Timeout = Timeout.InfiniteTimeSpan,
@@ -194,8 +195,8 @@ internal sealed class ServerEmbedClient : IDisposable
 
         try
         {
-            bounded.Position = 0;
-            return JsonDocument.Parse(bounded);
+            // Parsed in place: the answer is held once.
+            return JsonDocument.Parse(bounded.GetBuffer().AsMemory(0, (int)bounded.Length));
         }
         catch (JsonException e)
         {
@@ -229,7 +230,9 @@ internal sealed class ServerEmbedClient : IDisposable
             var problem = JsonNode.Parse(bytes.AsSpan(0, length)) as JsonObject;
             string kind = problem?["type"]?.GetValue<string>() ?? "http-" + ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture);
             string text = problem?["detail"]?.GetValue<string>() ?? problem?["title"]?.GetValue<string>() ?? fallback;
-            return (kind, text);
+            // The server's words go to a terminal and a file: no control characters (escape sequences), bounded.
+            static string Clean(string value) => new string(value.Take(1000).Select(c => char.IsControl(c) ? ' ' : c).ToArray());
+            return (Clean(kind), Clean(text));
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or HttpRequestException or IOException)
         {

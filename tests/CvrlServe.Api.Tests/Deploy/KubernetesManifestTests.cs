@@ -112,49 +112,111 @@ public sealed partial class KubernetesManifestTests
     /// <summary>
     /// The seed-models init container's script, run by the real sh on folders standing in for the image's
     /// /app/models and the claim's /shared: whole models only, never over one already there, a half copy a
-    /// killed pod left behind does not count.
+    /// killed pod left behind does not count (and goes once old), pods seeding at once all succeed.
     /// </summary>
     [Fact]
     public async Task SeedModels_CopiesMissingModelsWhole_NeverOverwrites_IgnoresAKilledPodsHalfCopy()
     {
-        var init = Rendered("base").OfType<V1Deployment>().Single().Spec.Template.Spec.InitContainers.Single(c => c.Name == "seed-models");
-        Assert.Equal(["sh", "-c"], init.Command.Take(2));
         string root = Directory.CreateTempSubdirectory("cvrl-seed-").FullName;
         try
         {
-            string image = Path.Combine(root, "app", "models");
+            string image = ImageModels(Path.Combine(root, "app", "models"), "alpha", "beta");
             string shared = Path.Combine(root, "shared");
-            foreach (string model in new[] { "alpha", "beta" })
-            {
-                Directory.CreateDirectory(Path.Combine(image, model, "probes"));
-                await File.WriteAllTextAsync(Path.Combine(image, model, "encoder.onnx"), "weights of " + model);
-                await File.WriteAllTextAsync(Path.Combine(image, model, "probes", "p.json"), "probe of " + model);
-            }
+            string models = Path.Combine(shared, "models");
 
-            // Already there: beta, replaced by an operator. A half copy of alpha from a pod killed mid-copy.
-            Directory.CreateDirectory(Path.Combine(shared, "models", "beta"));
-            await File.WriteAllTextAsync(Path.Combine(shared, "models", "beta", "encoder.onnx"), "the operator's beta");
-            Directory.CreateDirectory(Path.Combine(shared, "models", ".seed-alpha-pod-0"));
-            await File.WriteAllTextAsync(Path.Combine(shared, "models", ".seed-alpha-pod-0", "encoder.onnx"), "weig");
+            // Already there: beta, replaced by an operator. Half copies of alpha: one from a pod killed two
+            // hours ago, one from a pod copying right now.
+            Directory.CreateDirectory(Path.Combine(models, "beta"));
+            await File.WriteAllTextAsync(Path.Combine(models, "beta", "encoder.onnx"), "the operator's beta");
+            string killed = Directory.CreateDirectory(Path.Combine(models, ".seed-alpha-cvrlserve-7d9f-x2")).FullName;
+            await File.WriteAllTextAsync(Path.Combine(killed, "encoder.onnx"), "weig");
+            Directory.SetLastWriteTimeUtc(killed, DateTime.UtcNow - TimeSpan.FromHours(2));
+            string copying = Directory.CreateDirectory(Path.Combine(models, ".seed-alpha-cvrlserve-7d9f-y3")).FullName;
 
-            string script = init.Command[2].Replace("/app/models", image, StringComparison.Ordinal).Replace("/shared", shared, StringComparison.Ordinal);
             foreach (string pod in new[] { "pod-0", "pod-1" })
             {
-                var run = await CvrlServe.Core.Video.ToolProcess.RunAsync("env", [$"HOSTNAME={pod}", "sh", "-c", script], null, TimeSpan.FromSeconds(30), "seed");
+                var run = await SeedAsync(image, shared, pod);
                 Assert.True(run.ExitCode == 0, string.Join('\n', run.StderrTail));
             }
 
-            Assert.Equal("weights of alpha", await File.ReadAllTextAsync(Path.Combine(shared, "models", "alpha", "encoder.onnx")));
-            Assert.Equal("probe of alpha", await File.ReadAllTextAsync(Path.Combine(shared, "models", "alpha", "probes", "p.json")));
-            Assert.Equal("the operator's beta", await File.ReadAllTextAsync(Path.Combine(shared, "models", "beta", "encoder.onnx")));
-            Assert.False(File.Exists(Path.Combine(shared, "models", "beta", "probes", "p.json")));
-            Assert.Equal(["alpha", "beta"], Directory.GetDirectories(Path.Combine(shared, "models")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            Assert.Equal("weights of alpha", await File.ReadAllTextAsync(Path.Combine(models, "alpha", "encoder.onnx")));
+            Assert.Equal("probe of alpha", await File.ReadAllTextAsync(Path.Combine(models, "alpha", "probes", "p.json")));
+            Assert.Equal("the operator's beta", await File.ReadAllTextAsync(Path.Combine(models, "beta", "encoder.onnx")));
+            Assert.False(File.Exists(Path.Combine(models, "beta", "probes", "p.json")));
+            Assert.False(Directory.Exists(killed));
+            Assert.True(Directory.Exists(copying));
+            Assert.Equal(["alpha", "beta"], Directory.GetDirectories(models).Select(Path.GetFileName).Where(n => n![0] != '.').Order(StringComparer.Ordinal));
             Assert.True(Directory.Exists(Path.Combine(shared, "data")));
         }
         finally
         {
             Directory.Delete(root, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task SeedModels_FourPodsAtOnce_AllStart_EveryModelWhole_NoHalfCopyLeft()
+    {
+        string root = Directory.CreateTempSubdirectory("cvrl-seed-").FullName;
+        try
+        {
+            string image = ImageModels(Path.Combine(root, "app", "models"), "alpha", "beta", "gamma");
+            string shared = Path.Combine(root, "shared");
+
+            var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => SeedAsync(image, shared, $"pod-{i}")));
+
+            Assert.All(runs, run => Assert.True(run.ExitCode == 0, string.Join('\n', run.StderrTail)));
+            Assert.Equal(["alpha", "beta", "gamma"], Directory.GetDirectories(Path.Combine(shared, "models")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            foreach (string model in new[] { "alpha", "beta", "gamma" })
+            {
+                Assert.Equal("weights of " + model, await File.ReadAllTextAsync(Path.Combine(shared, "models", model, "encoder.onnx")));
+                Assert.False(Directory.Exists(Path.Combine(shared, "models", model, Path.GetFileName(model)))); // no copy nested inside
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task SeedModels_AnImageWithoutModels_StartsAnyway()
+    {
+        string root = Directory.CreateTempSubdirectory("cvrl-seed-").FullName;
+        try
+        {
+            string image = Directory.CreateDirectory(Path.Combine(root, "app", "models")).FullName;
+
+            var run = await SeedAsync(image, Path.Combine(root, "shared"), "pod-0");
+
+            Assert.True(run.ExitCode == 0, string.Join('\n', run.StderrTail));
+            Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(root, "shared", "models")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static string ImageModels(string folder, params string[] names)
+    {
+        foreach (string model in names)
+        {
+            Directory.CreateDirectory(Path.Combine(folder, model, "probes"));
+            File.WriteAllText(Path.Combine(folder, model, "encoder.onnx"), "weights of " + model);
+            File.WriteAllText(Path.Combine(folder, model, "probes", "p.json"), "probe of " + model);
+        }
+
+        return folder;
+    }
+
+    /// <summary>The init container's script from the rendered base, with the image's and the claim's paths replaced, run by sh as pod <paramref name="pod"/>.</summary>
+    private static Task<CvrlServe.Core.Video.ToolResult> SeedAsync(string image, string shared, string pod)
+    {
+        var init = Rendered("base").OfType<V1Deployment>().Single().Spec.Template.Spec.InitContainers.Single(c => c.Name == "seed-models");
+        Assert.Equal(["sh", "-c"], init.Command.Take(2));
+        string script = init.Command[2].Replace("/app/models", image, StringComparison.Ordinal).Replace("/shared", shared, StringComparison.Ordinal);
+        return CvrlServe.Core.Video.ToolProcess.RunAsync("env", [$"HOSTNAME={pod}", "sh", "-c", script], null, TimeSpan.FromSeconds(30), "seed");
     }
 
     [Fact]
@@ -259,6 +321,9 @@ public sealed partial class KubernetesManifestTests
         var known = OptionLiteral().Matches(source).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
 
         Assert.Equal("Indexed", job.Spec.CompletionMode);
+        // An evicted pod (SIGTERM: cvrl embed stops, exit 143) spends none of its index's retries.
+        Assert.Contains(job.Spec.PodFailurePolicy.Rules, r => r.Action == "Ignore" && r.OnPodConditions.Any(c => c.Type == "DisruptionTarget"));
+        Assert.Contains("--allow-refused", container.Args);
         Assert.Equal("/app/cvrl/cvrl", container.Command.Single());
         Assert.Equal("embed", container.Args[0]);
         Assert.All(container.Args.Where(a => a.StartsWith("--", StringComparison.Ordinal)), a => Assert.Contains(a, known));

@@ -71,7 +71,9 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
 
         Assert.Equal(1, code);
         Assert.Equal(1, front.Posts);
-        var error = JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement.GetProperty("error");
+        var refusal = JsonDocument.Parse((await File.ReadAllLinesAsync(output)).Single()).RootElement;
+        Assert.True(refusal.GetProperty("refused").GetBoolean());
+        var error = refusal.GetProperty("error");
         Assert.Equal(415, error.GetProperty("status").GetInt32());
         Assert.Equal("urn:cvrlserve:problem:unsupported-media", error.GetProperty("kind").GetString());
         // The rerun skips it (nothing sent) and, refusals allowed, the shard counts as finished.
@@ -102,7 +104,9 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
     [Theory]
     [InlineData(Fault.Html, "not JSON")]
     [InlineData(Fault.WrongDimension, "not an embedding")]
-    public async Task EmbedThroughServer_A200ThatIsNotAnEmbedding_NotRecorded_OthersGoThrough(Fault fault, string message)
+    [InlineData(Fault.GatewayTooLarge, "413")] // a proxy's limit, not the service's word on the video
+    [InlineData(Fault.Redirect, "307")] // not followed: the key would go along
+    public async Task EmbedThroughServer_AnAnswerThatSaysNothingFinal_NotRecorded_OthersGoThrough(Fault fault, string message)
     {
         await using var front = FlakyFront.Start(fixture.Server.BaseAddress, post => post == 1 ? fault : Fault.None);
         string output = Path.Combine(_folder, "bad-answer.jsonl");
@@ -212,6 +216,12 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
         /// <summary>200 with an HTML page (a proxy's error page, say).</summary>
         Html,
 
+        /// <summary>413 with an HTML page, as a gateway's own body limit answers.</summary>
+        GatewayTooLarge,
+
+        /// <summary>307 to another host.</summary>
+        Redirect,
+
         /// <summary>Forwards it; the answer's embedding loses a value.</summary>
         WrongDimension,
 
@@ -291,6 +301,19 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
         {
             var request = context.Request;
             var response = context.Response;
+            try
+            {
+                await HandleAsync(request, response);
+            }
+            catch (Exception e) when (e is HttpRequestException or HttpListenerException or IOException or InvalidOperationException)
+            {
+                // Forwarding failed: the client sees a dropped connection, never a hang.
+                response.Abort();
+            }
+        }
+
+        private async Task HandleAsync(HttpListenerRequest request, HttpListenerResponse response)
+        {
             var fault = request.HttpMethod == "POST" ? _faults(Interlocked.Increment(ref _posts)) : Fault.None;
             using var body = new MemoryStream();
             await request.InputStream.CopyToAsync(body);
@@ -305,6 +328,13 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
                     return;
                 case Fault.Html:
                     await AnswerAsync(response, 200, "text/html", "<html><body>Welcome to our proxy</body></html>");
+                    return;
+                case Fault.GatewayTooLarge:
+                    await AnswerAsync(response, 413, "text/html", "<html><body>413 Request Entity Too Large</body></html>");
+                    return;
+                case Fault.Redirect:
+                    response.AddHeader("Location", "http://127.0.0.1:1/v1/embeddings");
+                    await AnswerAsync(response, 307, "text/plain", "moved");
                     return;
             }
 

@@ -117,6 +117,24 @@ public sealed class EmbedCommandTests(TrainingVideos videos) : IDisposable
     }
 
     [Fact]
+    public void Embed_ErrorLineThatIsNoRefusal_TheVideoIsTriedAgain()
+    {
+        // Earlier versions wrote every failure, those that may pass too (a server given up on): such a line,
+        // without "refused", must not keep the video from being embedded.
+        string model = TinyModel();
+        string good = Path.Combine(videos.Unlabeled, "b", "video1.mp4");
+        string output = Path.Combine(_folder, "old.jsonl");
+        string modelId = EncoderManifest.Load(model).ModelId;
+        File.WriteAllText(output, $$$"""{"video":"{{{good}}}","modelId":"{{{modelId}}}","error":{"kind":"urn:cvrlserve:problem:unavailable","message":"Gave up after 5 attempts"}}""" + "\n");
+
+        var (code, _, stderr) = ModelCommandsTests.Run("embed", "--model", model, "--out", output, good);
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains("0 done before, 1 embedded now", stderr, StringComparison.Ordinal);
+        Assert.True(JsonDocument.Parse(File.ReadAllLines(output)[1]).RootElement.TryGetProperty("embedding", out _));
+    }
+
+    [Fact]
     public void Embed_TwoShardsOfAFolder_EmbedEveryVideoOnce()
     {
         string model = TinyModel();
