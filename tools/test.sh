@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
-# SDK (ffmpeg; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
+# SDK (ffmpeg and libav's headers for the decode worker; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
 # tests; chromium for the Swagger UI test; nginx for the gateway test; the dotnet local tools), fetches
 # the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
 # ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, builds the Dockerfile's
@@ -15,6 +15,10 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 /usr/bin/python3 -c "import onnx" >/dev/null 2>&1 || missing+=(python3-onnx)
 # Headless Chromium for the Swagger UI end-to-end test.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The decode worker (src/decode-worker, built by Core's build with make) compiles against libav's headers.
+pkg-config --exists libavformat libavcodec libavfilter libswscale libavutil 2>/dev/null \
+  || missing+=(pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev)
+command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || missing+=(make gcc libc6-dev)
 # nginx for the gateway test. The test runs its own nginx process on a free loopback port with its own
 # config; it never uses the package's service (which apt starts where an init system allows it).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)

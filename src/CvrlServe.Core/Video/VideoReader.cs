@@ -18,6 +18,9 @@ public sealed class VideoReader : IDisposable
     private readonly string _ffmpeg;
     private readonly string _ffprobe;
     private readonly ConcurrentDictionary<(string Path, long Bytes, DateTime Modified), MediaInfo> _media = new();
+    private readonly DecodeWorkerPool? _workers;
+    private readonly string? _noWorker;
+    private long _cliFallbacks;
 
     public VideoReader(VideoReaderOptions? options = null)
     {
@@ -27,9 +30,47 @@ public sealed class VideoReader : IDisposable
         MemoryBudget = new MemoryBudget(_options.DecodedMemoryBudgetBytes, _options.MaxWaitingDecodes);
         _ffmpeg = _options.BinaryFolder is { } folder ? Path.Combine(folder, "ffmpeg") : "ffmpeg";
         _ffprobe = _options.BinaryFolder is { } f ? Path.Combine(f, "ffprobe") : "ffprobe";
+        if (_options.DecodePath == DecodePath.Cli)
+        {
+            _noWorker = "the command line was chosen (DecodePath Cli)";
+        }
+        else if (DecodeWorkerPool.Locate(_options.DecodeWorkerPath) is { } worker)
+        {
+            _workers = new DecodeWorkerPool(worker, _options.DecodeWorkerLimits);
+        }
+        else
+        {
+            _noWorker = $"{DecodeWorkerPool.BinaryName} was not found beside the application or on PATH";
+        }
     }
 
     public VideoReaderOptions Options => _options;
+
+    /// <summary>
+    /// How this reader decodes: "worker" (the persistent libav worker) or "cli" (ffprobe and ffmpeg
+    /// processes), with the reason when the worker is not used. Known after <see cref="CheckDecoderAsync"/>
+    /// or the first request.
+    /// </summary>
+    public string DecodeBackend => _workers is { Unavailable: null }
+        ? $"worker ({_workers.Versions ?? "not started yet"})"
+        : $"cli ({_workers?.Unavailable ?? _noWorker})";
+
+    /// <summary>Decodes the worker handed to the command line (a frame size change midway, an input without pictures).</summary>
+    public long WorkerDeclined => Interlocked.Read(ref _cliFallbacks);
+
+    /// <summary>True when requests go to the decode worker.</summary>
+    public bool UsesWorker => _workers is { Unavailable: null };
+
+    /// <summary>Starts a decode worker now (not at the first request) so that <see cref="DecodeBackend"/> is settled.</summary>
+    public async Task<string> CheckDecoderAsync(CancellationToken cancellationToken = default)
+    {
+        if (_workers is not null)
+        {
+            await _workers.CheckAsync(cancellationToken);
+        }
+
+        return DecodeBackend;
+    }
 
     /// <summary>The decoded-memory budget every decode of this reader reserves from.</summary>
     public MemoryBudget MemoryBudget { get; }
@@ -174,7 +215,11 @@ public sealed class VideoReader : IDisposable
         return new DecodedVideo(media, views, new DecodeStats(processes, fallback, command.Frames, filled, clock.Elapsed));
     }
 
-    public void Dispose() => _processSlots.Dispose();
+    public void Dispose()
+    {
+        _workers?.Dispose();
+        _processSlots.Dispose();
+    }
 
     /// <summary>Most missing frames at the end of a video that are filled rather than refused: max(2 frames, 0.5 s).</summary>
     public static int TailAllowance(FrameGrid grid)
@@ -249,6 +294,39 @@ public sealed class VideoReader : IDisposable
 
     private async Task<MediaInfo> RunFfprobeAsync(FileInfo file, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        if (_workers is { Unavailable: null })
+        {
+            WorkerProbeResult? probe;
+            await _processSlots.WaitAsync(cancellationToken);
+            try
+            {
+                probe = await _workers.ProbeAsync("file:" + file.FullName, _options.AllowedFormats, _options.Limits.MaxPixelsPerFrame, timeout, cancellationToken);
+            }
+            catch (DecodeWorkerFailedException e)
+            {
+                throw FfmpegErrors.ClassifyProbeFailure(file.FullName, await ReadHeadAsync(file, cancellationToken), [$"decode worker: {e.Message}"], e);
+            }
+            finally
+            {
+                _processSlots.Release();
+            }
+
+            if (probe is not null)
+            {
+                if (probe.Status != 0)
+                {
+                    throw FfmpegErrors.ClassifyProbeFailure(file.FullName, await ReadHeadAsync(file, cancellationToken), FfmpegErrors.Tail(probe.Log));
+                }
+
+                if (Encoding.UTF8.GetByteCount(probe.Json) > _options.MaxMediaInfoBytes)
+                {
+                    throw new UnsupportedMediaException("The file's metadata is too large to read.", null, $"the worker's media information for '{file.FullName}' is over {_options.MaxMediaInfoBytes} bytes");
+                }
+
+                return MediaInfoParser.Parse(probe.Json, file.FullName, file.Length);
+            }
+        }
+
         string[] arguments =
         [
             "-hide_banner", "-v", "error", "-of", "json",
@@ -289,7 +367,10 @@ public sealed class VideoReader : IDisposable
         return head[..read];
     }
 
-    /// <summary>Runs one decode into <paramref name="frames"/>; returns the bytes ffmpeg wrote (including any beyond the buffer).</summary>
+    /// <summary>
+    /// Runs one decode into <paramref name="frames"/>, by the worker where it can, else by ffmpeg; returns
+    /// the bytes written (including any beyond the buffer).
+    /// </summary>
     private async Task<(long Written, IReadOnlyList<string> Stderr)> RunFfmpegAsync(
         DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -297,6 +378,36 @@ public sealed class VideoReader : IDisposable
         await _processSlots.WaitAsync(cancellationToken);
         try
         {
+            if (_workers is { Unavailable: null })
+            {
+                var clock = Stopwatch.StartNew();
+                WorkerDecodeResult? answer;
+                try
+                {
+                    answer = await _workers.DecodeAsync(command, frames, timeout, cancellationToken);
+                }
+                catch (DecodeWorkerFailedException e)
+                {
+                    throw new CorruptVideoException("The video could not be decoded: the decoder failed on it.", [$"decode worker: {e.Message}"],
+                        $"'{command.Inputs[0].Path}': the decode worker failed");
+                }
+
+                if (answer is { UseCli: false })
+                {
+                    return (answer.Produced, FfmpegErrors.Tail(answer.Log));
+                }
+
+                if (answer is not null)
+                {
+                    Interlocked.Increment(ref _cliFallbacks);
+                    timeout -= clock.Elapsed;
+                    if (timeout <= TimeSpan.Zero)
+                    {
+                        throw new DeadlineExceededException("Decoding the video", timeout + clock.Elapsed, "no time left for the command line after the worker declined");
+                    }
+                }
+            }
+
             var result = await ToolProcess.RunAsync(_ffmpeg, command.Arguments(), async (stdout, token) =>
             {
                 int n;

@@ -40,6 +40,15 @@ public sealed class VideoReaderOptions
     /// <summary>Most bytes of ffprobe's JSON read; a file whose metadata is larger is refused.</summary>
     public int MaxMediaInfoBytes { get; set; } = 256 * 1024;
 
+    /// <summary>Whether files are read by the persistent decode worker (the default where it is installed) or by ffmpeg processes.</summary>
+    public DecodePath DecodePath { get; set; } = DecodePath.Auto;
+
+    /// <summary>The decode worker binary; null looks beside the application, then on PATH.</summary>
+    public string? DecodeWorkerPath { get; set; }
+
+    /// <summary>Resource limits of each decode worker process.</summary>
+    public DecodeWorkerLimits DecodeWorkerLimits { get; set; } = new();
+
     /// <summary>Refuses settings that cannot work, naming each.</summary>
     public void Validate()
     {
@@ -64,6 +73,7 @@ public sealed class VideoReaderOptions
             problems.Add("MediaInfoCacheCapacity, DecodedMemoryBudgetBytes, MaxWaitingDecodes and MaxMediaInfoBytes must be positive (MaxMediaInfoBytes at least 1024)");
         }
 
+        problems.AddRange(DecodeWorkerLimits?.Problems() ?? ["DecodeWorkerLimits must be set"]);
         try
         {
             Limits.Validate();

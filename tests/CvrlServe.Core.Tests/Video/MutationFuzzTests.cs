@@ -66,8 +66,8 @@ public sealed class MutationFuzzTests(ITestOutputHelper output) : IDisposable
             string.Join(", ", outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} {o.Value}")));
 
         Assert.True(failures.Count == 0, $"{failures.Count} mutants failed (rebuild one with Mutate(source, extension, seed)):\n{string.Join('\n', failures)}");
-        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg().Count == 0, TimeSpan.FromSeconds(5));
-        Assert.Empty(ChildProcesses.Ffmpeg());
+        await Poll.UntilAsync(() => ChildProcesses.Decoders(_folder).Count == 0, TimeSpan.FromSeconds(5));
+        Assert.Empty(ChildProcesses.Decoders(_folder));
         Assert.Empty(TempEntries().Except(tempBefore));
     }
 

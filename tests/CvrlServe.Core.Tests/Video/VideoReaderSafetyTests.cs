@@ -98,44 +98,50 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         Assert.Equal(TimeSpan.FromSeconds(2), merged.MaxDuration);
     }
 
-    [Fact]
-    public async Task DecodeAsync_Cancelled_ThrowsAndNoFfmpegOutlivesIt()
+    [Theory]
+    [InlineData(DecodePath.Cli)]
+    [InlineData(DecodePath.Worker)]
+    public async Task DecodeAsync_Cancelled_ThrowsAndNoDecoderOutlivesIt(DecodePath path)
     {
-        using var reader = new VideoReader();
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = path });
         var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
         var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
         int pipesBefore = CountPipeFiles();
         using var cancel = new CancellationTokenSource();
 
         var decode = reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
-        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count > 0, TimeSpan.FromSeconds(10));
+        await Poll.UntilAsync(() => ChildProcesses.Decoders(videos.Folder).Count > 0, TimeSpan.FromSeconds(10));
         cancel.Cancel();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => decode);
-        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
-        Assert.Empty(ChildProcesses.Ffmpeg(videos.Folder));
+        await Poll.UntilAsync(() => ChildProcesses.Decoders(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
+        Assert.Empty(ChildProcesses.Decoders(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
 
-    [Fact]
-    public async Task DecodeAsync_Timeout_ThrowsTimeoutAndKillsFfmpeg()
+    [Theory]
+    [InlineData(DecodePath.Cli)]
+    [InlineData(DecodePath.Worker)]
+    public async Task DecodeAsync_Timeout_ThrowsTimeoutAndKillsTheDecoder(DecodePath path)
     {
-        using var reader = new VideoReader();
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = path });
         var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
         var plan = new SamplingPlan(media.Grid(), [new ClipPlan(Enumerable.Range(0, 500).ToArray())]);
         int pipesBefore = CountPipeFiles();
         var tight = new VideoLimits { ProcessTimeout = TimeSpan.FromMilliseconds(50) }; // a request's own, tighter limit
 
         await Assert.ThrowsAsync<DeadlineExceededException>(() => reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, tight));
-        await Poll.UntilAsync(() => ChildProcesses.Ffmpeg(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
-        Assert.Empty(ChildProcesses.Ffmpeg(videos.Folder));
+        await Poll.UntilAsync(() => ChildProcesses.Decoders(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
+        Assert.Empty(ChildProcesses.Decoders(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
 
-    [Fact]
-    public async Task DecodeAsync_SuccessAndCorruptFailure_LeaveNoProcessOrPipeBehind()
+    [Theory]
+    [InlineData(DecodePath.Cli)]
+    [InlineData(DecodePath.Worker)]
+    public async Task DecodeAsync_SuccessAndCorruptFailure_LeaveNoProcessOrPipeBehind(DecodePath path)
     {
-        using var reader = new VideoReader();
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = path });
         int pipesBefore = CountPipeFiles();
         var good = await reader.GetMediaInfoAsync(videos.Path("index.mkv"));
         await reader.DecodeAsync(good, SamplingPlan.Evaluation(good.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame);
@@ -143,14 +149,16 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         await Assert.ThrowsAsync<CorruptVideoException>(() =>
             reader.DecodeAsync(broken, SamplingPlan.Evaluation(broken.Grid(), new ClipSpec(4, 2), 3), FrameGeometry.FullFrame));
 
-        Assert.Empty(ChildProcesses.Ffmpeg(videos.Folder));
+        Assert.Empty(ChildProcesses.Decoders(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
 
-    [Fact]
-    public async Task DecodeAsync_ManyAtOnce_NeverMoreProcessesThanTheCap()
+    [Theory]
+    [InlineData(DecodePath.Cli)]
+    [InlineData(DecodePath.Worker)]
+    public async Task DecodeAsync_ManyAtOnce_NeverMoreDecodersThanTheCap(DecodePath path)
     {
-        using var reader = new VideoReader(new VideoReaderOptions { MaxConcurrentProcesses = 2 });
+        using var reader = new VideoReader(new VideoReaderOptions { MaxConcurrentProcesses = 2, DecodePath = path });
         var media = await reader.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
         var plans = Enumerable.Range(0, 6).Select(i => SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 2), 1 + i % 3)).ToArray();
         int peak = 0;
@@ -159,7 +167,7 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         {
             while (!stop.IsCancellationRequested)
             {
-                peak = Math.Max(peak, ChildProcesses.Ffmpeg(videos.Folder).Count);
+                peak = Math.Max(peak, ChildProcesses.Decoders(videos.Folder).Count);
                 await Task.Delay(5);
             }
         });
@@ -176,14 +184,65 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
 
 }
 
-/// <summary>ffmpeg/ffprobe processes whose parent is this test process, read from /proc.</summary>
+/// <summary>Decoder processes whose parent is this test process (ffmpeg, ffprobe, decode workers), read from /proc.</summary>
 internal static class ChildProcesses
 {
+    /// <summary>The kernel's name of a decode worker process (15 characters of its file name).</summary>
+    public const string WorkerComm = "cvrl-decode-wor";
+
     /// <summary>
-    /// The ffmpeg/ffprobe children; with <paramref name="reading"/>, only those whose command line names
-    /// a file under that folder, so tests of other collections running beside the caller are not counted.
+    /// The decoders at work; with <paramref name="reading"/>, only those reading a file under that
+    /// folder (an ffmpeg whose command line names it, a worker holding such a file open), so tests of
+    /// other collections running beside the caller are not counted, nor idle workers.
     /// </summary>
-    public static IReadOnlyList<int> Ffmpeg(string? reading = null)
+    public static IReadOnlyList<int> Decoders(string? reading = null) =>
+        Children(c => c is "ffmpeg" or "ffprobe" or WorkerComm)
+            .Where(pid => reading is null || Reads(pid, reading))
+            .ToArray();
+
+    /// <summary>This process's decode workers, idle or not.</summary>
+    public static IReadOnlyList<int> Workers() => Children(c => c == WorkerComm);
+
+    /// <summary>Where each open descriptor of <paramref name="pid"/> points.</summary>
+    public static IReadOnlyList<string> OpenFiles(int pid)
+    {
+        var targets = new List<string>();
+        try
+        {
+            foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                try
+                {
+                    targets.Add(new FileInfo(fd).LinkTarget ?? "");
+                }
+                catch (IOException)
+                {
+                    // Closed while we looked.
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // The process ended.
+        }
+
+        return targets;
+    }
+
+    private static bool Reads(int pid, string folder)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Contains(folder, StringComparison.Ordinal)
+                || OpenFiles(pid).Any(t => t.StartsWith(folder, StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static List<int> Children(Func<string, bool> named)
     {
         int self = Environment.ProcessId;
         var children = new List<int>();
@@ -201,8 +260,7 @@ internal static class ChildProcesses
                 int close = stat.LastIndexOf(')');
                 string comm = stat[(stat.IndexOf('(') + 1)..close];
                 int ppid = int.Parse(stat[(close + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
-                if (ppid == self && comm is "ffmpeg" or "ffprobe"
-                    && (reading is null || File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(reading, StringComparison.Ordinal)))
+                if (ppid == self && named(comm))
                 {
                     children.Add(pid);
                 }
