@@ -58,6 +58,10 @@ public sealed class CvrlMetrics : IDisposable
         _meter.CreateObservableCounter("batches", () => Leased(models, m => m.Batcher.Statistics.Batches), "{batch}", "Encoder batches run, by model");
         _meter.CreateObservableCounter("batched_clips", () => Leased(models, m => m.Batcher.Statistics.Clips), "{clip}", "Clips run through the encoder, by model (÷ batches = mean batch size)");
         _meter.CreateObservableGauge("largest_batch", () => Leased(models, m => (long)m.Batcher.Statistics.LargestBatch), "{clip}", "Largest batch so far, by model");
+        _meter.CreateObservableGauge("decode_path", () => new Measurement<int>(1, new KeyValuePair<string, object?>("path", reader.UsesWorker ? "worker" : "cli")),
+            null, "1 for the way uploads are decoded: worker (the persistent libav worker) or cli (ffmpeg processes)");
+        _meter.CreateObservableCounter("decode_worker_declined", () => reader.WorkerDeclined, "{decode}",
+            "Decodes the worker handed to the ffmpeg command line (a frame size change midway)");
         _meter.CreateObservableGauge("model_ready", () => models.Registry.List().Select(s =>
             new Measurement<int>(s.Ready ? 1 : 0, new KeyValuePair<string, object?>("model", s.Name), new KeyValuePair<string, object?>("provider", s.Provider ?? "none"))),
             null, "1 when the model is loaded and serving, by model and execution provider");

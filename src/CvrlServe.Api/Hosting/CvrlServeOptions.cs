@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using CvrlServe.Core.Inference;
+using CvrlServe.Core.Video;
 
 namespace CvrlServe.Api.Hosting;
 
@@ -86,9 +87,19 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Range(0, 10_000)]
     public int MaxWaitingDecodes { get; set; } = 32;
 
-    /// <summary>ffmpeg/ffprobe processes at once.</summary>
+    /// <summary>Decodes at once: decode workers, or ffmpeg/ffprobe processes.</summary>
     [Range(1, 256)]
     public int MaxConcurrentProcesses { get; set; } = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>
+    /// How videos are read: Auto (the persistent decode worker where it is installed and matches the
+    /// installed libav, else ffmpeg processes), Worker (the same, stated), or Cli (always ffprobe and ffmpeg
+    /// processes). GET /v1/models and the <c>cvrlserve_decode_path</c> metric say which one is in use.
+    /// </summary>
+    public DecodePath DecodePath { get; set; } = DecodePath.Auto;
+
+    /// <summary>The decode worker binary; unset looks beside the service, then on PATH.</summary>
+    public string? DecodeWorkerPath { get; set; }
 
     public BatchingOptions Batching { get; set; } = new();
 

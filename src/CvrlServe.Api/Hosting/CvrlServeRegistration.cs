@@ -37,6 +37,8 @@ public static class CvrlServeRegistration
                 MaxConcurrentProcesses = o.MaxConcurrentProcesses,
                 DecodedMemoryBudgetBytes = o.DecodedMemoryBudgetBytes,
                 MaxWaitingDecodes = o.MaxWaitingDecodes,
+                DecodePath = o.DecodePath,
+                DecodeWorkerPath = o.DecodeWorkerPath,
                 Limits = new VideoLimits
                 {
                     MaxFileBytes = o.MaxUploadBytes,
@@ -47,6 +49,7 @@ public static class CvrlServeRegistration
                 },
             });
         });
+        services.AddHostedService<DecoderCheck>();
         services.AddSingleton<VideoEmbedder>();
         services.AddSingleton<ModelRegistryService>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelRegistryService>());

@@ -2,6 +2,7 @@ using CvrlServe.Api.Hosting;
 using CvrlServe.Core;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Probes;
+using CvrlServe.Core.Video;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace CvrlServe.Api.Resources;
@@ -23,7 +24,19 @@ public sealed record ModelViewResponse(int Frames, int Stride, int ShortSide, in
 public sealed record ProbeSummary(string Name, string Model, string? ModelId, IReadOnlyList<string> Classes, int TrainingExamples, double? Top1, bool ReadOnly, DateTimeOffset? CreatedUtc, string? Error);
 
 /// <summary>Every model.</summary>
-public sealed record ModelsResponse(string? DefaultModel, IReadOnlyList<ModelResponse> Models);
+public sealed record ModelsResponse(string? DefaultModel, IReadOnlyList<ModelResponse> Models, DecoderResponse Decoder);
+
+/// <summary>How uploads are decoded: <c>worker</c> (the persistent libav worker) or <c>cli</c> (ffmpeg processes), and why.</summary>
+public sealed record DecoderResponse(string Path, string Detail, long HandedToCli)
+{
+    public static DecoderResponse From(VideoReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        string backend = reader.DecodeBackend;
+        int open = backend.IndexOf(" (", StringComparison.Ordinal);
+        return new DecoderResponse(open < 0 ? backend : backend[..open], open < 0 ? "" : backend[(open + 2)..^1], reader.WorkerDeclined);
+    }
+}
 
 /// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{model}</c>.</summary>
 public static class ModelsApi
@@ -33,14 +46,14 @@ public static class ModelsApi
         ArgumentNullException.ThrowIfNull(v1);
         v1.MapGet("/models", ListAsync).WithName("ListModels").WithTags("Models")
             .WithSummary("List the encoders and their probes")
-            .WithDescription("Every model folder: ready or not (and why), its model id (the embedding space), the execution provider it runs on, its view, and its probes with their classes and accuracy.");
+            .WithDescription("Every model folder: ready or not (and why), its model id (the embedding space), the execution provider it runs on, its view, and its probes with their classes and accuracy; and how uploads are decoded (the decode worker or ffmpeg processes).");
         v1.MapGet("/models/{model}", GetAsync).WithName("GetModel").WithTags("Models")
             .WithSummary("One encoder and its probes")
             .ProducesProblem(StatusCodes.Status404NotFound);
         return v1;
     }
 
-    private static async Task<Ok<ModelsResponse>> ListAsync(ModelRegistryService models, ProbeCatalog probes, CancellationToken cancellationToken)
+    private static async Task<Ok<ModelsResponse>> ListAsync(ModelRegistryService models, ProbeCatalog probes, VideoReader reader, CancellationToken cancellationToken)
     {
         var list = new List<ModelResponse>();
         foreach (var status in models.Registry.List())
@@ -48,7 +61,7 @@ public static class ModelsApi
             list.Add(await DescribeAsync(status, models, probes, cancellationToken));
         }
 
-        return TypedResults.Ok(new ModelsResponse(models.Registry.DefaultName, list));
+        return TypedResults.Ok(new ModelsResponse(models.Registry.DefaultName, list, DecoderResponse.From(reader)));
     }
 
     private static async Task<Results<Ok<ModelResponse>, ProblemHttpResult>> GetAsync(string model, ModelRegistryService models, ProbeCatalog probes, CancellationToken cancellationToken)

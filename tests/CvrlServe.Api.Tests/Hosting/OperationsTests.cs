@@ -70,6 +70,37 @@ public sealed class OperationsTests(ApiVideos videos)
         Assert.Equal(HealthStatus.Unhealthy, CvrlServe.Api.Hosting.ModelsReadyCheck.Evaluate(statuses, "other", requireGpu).Status);
     }
 
+    [Theory]
+    [InlineData("Auto")]
+    [InlineData("Cli")]
+    public async Task Decoder_ModelsAndMetricsSayHowUploadsAreDecoded(string path)
+    {
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DecodePath"] = path });
+        await app.StartedAsync();
+        var reader = app.Services.GetReader();
+        string backend = await reader.CheckDecoderAsync();
+        using var client = app.Client(CvrlApiFactory.AdminKey);
+        using (var embedded = await client.PostAsync(new Uri("/v1/embeddings", UriKind.Relative), CvrlApiFactory.Form(videos.Path("moving.mp4"))))
+        {
+            Assert.Equal(HttpStatusCode.OK, embedded.StatusCode);
+        }
+
+        using var models = JsonDocument.Parse(await client.GetStringAsync(new Uri("/v1/models", UriKind.Relative)));
+        var decoder = models.RootElement.GetProperty("decoder");
+        string metrics = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+        // The answer is the reader's own state, whichever it is here; Cli is chosen, so it must be cli.
+        string expected = reader.UsesWorker ? "worker" : "cli";
+        Assert.Equal(expected, decoder.GetProperty("path").GetString());
+        Assert.Equal(backend, $"{expected} ({decoder.GetProperty("detail").GetString()})");
+        Assert.Contains($"cvrlserve_decode_path{{path=\"{expected}\"}} 1", metrics, StringComparison.Ordinal);
+        if (path == "Cli")
+        {
+            Assert.Equal("cli", expected);
+            Assert.Contains("DecodePath Cli", backend, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task Metrics_AfterRequests_RouteStatusLatencyBudgetStagesAndProvider()
     {

@@ -162,7 +162,7 @@ public sealed class LoadTests(ApiVideos videos, ITestOutputHelper output)
                 Assert.Equal(BudgetBytes, Gauge(metrics, "cvrlserve_decoded_memory_budget"));
                 try
                 {
-                    await Task.Delay(250, stop.Token);
+                    await Task.Delay(50, stop.Token);
                 }
                 catch (OperationCanceledException)
                 {

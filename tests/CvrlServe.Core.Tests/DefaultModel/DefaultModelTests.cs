@@ -12,7 +12,7 @@ namespace CvrlServe.Core.Tests.DefaultModel;
 /// </summary>
 public sealed class DefaultModelTests
 {
-    private static readonly string Root = FindRepositoryRoot();
+    private static readonly string Root = Repository.Root;
     private static readonly string ModelFolder = Path.Combine(Root, "models", "synthmotion-cvrl");
 
     [Fact]
@@ -85,18 +85,5 @@ public sealed class DefaultModelTests
         }
 
         return sum;
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
-        {
-            if (File.Exists(Path.Combine(folder.FullName, "CvrlServe.sln")))
-            {
-                return folder.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No CvrlServe.sln above {AppContext.BaseDirectory}.");
     }
 }

@@ -37,7 +37,7 @@ public sealed class DecodeWorkerParityTests(ITestOutputHelper output)
     {
         Assert.True(Directory.Exists(RealFootageTests.Folder),
             $"No real footage at '{RealFootageTests.Folder}'. Run tools/fetch-footage.sh before the tests.");
-        string samples = Path.Combine(RepositoryRoot(), "samples");
+        string samples = Path.Combine(Repository.Root, "samples");
         await CompareAllAsync([.. Files(samples).Take(12), .. Files(RealFootageTests.Folder)]);
     }
 
@@ -186,17 +186,4 @@ public sealed class DecodeWorkerParityTests(ITestOutputHelper output)
             .Where(f => Extensions.Contains(Path.GetExtension(f).TrimStart('.').ToLowerInvariant()))
             .Order(StringComparer.Ordinal)
             .ToArray();
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "CvrlServe.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("The repository root was not found above the test assembly.");
-    }
 }
