@@ -6,7 +6,7 @@
 # volume there to override it) and a writable /data volume (probes trained at runtime, jobs, uploads in
 # flight). Configuration is by environment variables, e.g. -e Cvrl__Keys__Admin__0=... (see README).
 # The image also carries a libtorch-free `cvrl` at /app/cvrl (entry point for batch embedding:
-# `cvrl embed`). No image carries libtorch. Base images are build arguments, so a mirror or a local base can
+# `cvrl embed`) and the decode worker at /usr/local/bin/cvrl-decode-worker. No image carries libtorch. Base images are build arguments, so a mirror or a local base can
 # stand in for the public ones (tools/container/build.sh does that on a machine without a registry).
 
 ARG SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0
@@ -34,6 +34,28 @@ RUN sh tools/container/publish.sh restore Gpu
 COPY src/ src/
 RUN sh tools/container/publish.sh publish Gpu /out/app
 
+# ---- the decode worker (src/decode-worker), compiled against the libav of the base it runs on ----
+# It reproduces ffmpeg 5.1's command line (Debian 12's libav); built against another libav major it
+# compiles to a stub that refuses at start, and the service decodes with ffmpeg processes and says why
+# in GET /v1/models. So the Ubuntu 24.04 bases (FFmpeg 6.1) run the command-line path for now.
+FROM ${CPU_BASE} AS worker-cpu
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
+      libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY src/decode-worker/ /src/decode-worker/
+RUN make -C /src/decode-worker OUT=/out
+
+FROM ${GPU_BASE} AS worker-gpu
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
+      libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY src/decode-worker/ /src/decode-worker/
+RUN make -C /src/decode-worker OUT=/out
+
 # ---- what both runtime targets add to their base ----
 # ffmpeg from the base's distribution, a non-root user, the app, the default model, the data volume.
 FROM ${CPU_BASE} AS cpu
@@ -44,6 +66,7 @@ RUN apt-get update \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cvrl \
  && mkdir -p /data && chown 10001:10001 /data
 COPY --from=build-cpu /out/app /app
+COPY --from=worker-cpu /out/cvrl-decode-worker /usr/local/bin/cvrl-decode-worker
 COPY models/ /app/models/
 ENV ASPNETCORE_HTTP_PORTS=8080 \
     DOTNET_RUNNING_IN_CONTAINER=true \
@@ -74,6 +97,7 @@ RUN apt-get update \
 COPY --from=aspnet-runtime /usr/share/dotnet /usr/share/dotnet
 RUN ln -sf /usr/share/dotnet/dotnet /usr/bin/dotnet
 COPY --from=build-gpu /out/app /app
+COPY --from=worker-gpu /out/cvrl-decode-worker /usr/local/bin/cvrl-decode-worker
 COPY models/ /app/models/
 ENV ASPNETCORE_HTTP_PORTS=8080 \
     DOTNET_RUNNING_IN_CONTAINER=true \

@@ -509,6 +509,7 @@ typedef struct Input {
 
     /* ffmpeg's InputFile / InputStream bookkeeping, in AV_TIME_BASE units */
     int64_t ts_offset;
+    int64_t skip_before; /* the trim's start less a frame's worth, or AV_NOPTS_VALUE: see decode_video */
     int saw_first_ts, wrap_correction_done;
     int64_t dts, next_dts, pts, next_pts;
     int64_t *dts_buffer;
@@ -595,6 +596,9 @@ static int open_decode_input(Input *in)
     if (!in->pkt || !in->avpkt || !in->frame)
         return AVERROR(ENOMEM);
     in->dts = in->next_dts = in->pts = in->next_pts = AV_NOPTS_VALUE;
+    in->skip_before = AV_NOPTS_VALUE;
+    if (in->start_time != AV_NOPTS_VALUE)
+        in->skip_before = in->start_time + (ic->start_time != AV_NOPTS_VALUE ? ic->start_time : 0) - AV_TIME_BASE / 10;
     return 0;
 }
 
@@ -889,6 +893,13 @@ static int decode_video(Decode *d, Input *in, AVPacket *pkt, int *got_output, in
 
     int ret = 0;
     if (pkt) {
+        /* A picture shown before the seek point is dropped by the trim that follows, so one nobody
+         * references need not be decoded at all (what ffmpeg would decode and throw away). */
+        if (in->skip_before != AV_NOPTS_VALUE)
+            in->dec->skip_frame = pkt->pts != AV_NOPTS_VALUE && pkt->dts != AV_NOPTS_VALUE &&
+                                          av_rescale_q(pkt->pts, in->st->time_base, AV_TIME_BASE_Q) < in->skip_before
+                                      ? AVDISCARD_NONREF
+                                      : AVDISCARD_DEFAULT;
         ret = avcodec_send_packet(in->dec, pkt);
         if (ret < 0 && ret != AVERROR_EOF)
             return ret;

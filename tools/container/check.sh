@@ -2,10 +2,12 @@
 # Builds the Dockerfile's CPU image on this machine and runs it, without a registry or a container runtime:
 #   1. local stand-ins for the base images (tools/container/local-bases.sh: debootstrap + this machine's .NET);
 #   2. `podman build --isolation=chroot --format docker --target cpu` (the Docker format keeps HEALTHCHECK);
-#   3. checks the image's config: HEALTHCHECK, non-root user, entrypoint, no libtorch, the default model;
+#   3. checks the image's config: HEALTHCHECK, non-root user, entrypoint, no libtorch, the default model,
+#      the decode worker;
 #   4. mounts the image (`podman image mount`) and runs its entrypoint in a chroot as the image's user with
 #      the image's environment (private mount namespace: tmpfs /dev with null/zero/random/urandom, proc,
 #      tmpfs /tmp, a host folder as the /data volume), then: the image's HEALTHCHECK command exits 0,
+#      /v1/models says uploads go to the decode worker,
 #      /health/ready answers 200, a committed sample embeds through /v1/embeddings, the image's `cvrl embed`
 #      gives the same embedding, a training command of that cvrl refuses clearly (no libtorch), and SIGTERM
 #      ends the service with exit 0.
@@ -75,6 +77,7 @@ found="$(find "$root" -xdev \( -name 'libtorch*' -o -name 'libLibTorchSharp*' \)
 model="$(ls "$root/app/models" | grep -v README | head -1)"
 [ -f "$root/app/models/$model/encoder.onnx" ] || fail "no default model under /app/models"
 [ -x "$root/app/cvrl/cvrl" ] || fail "no cvrl at /app/cvrl"
+[ -x "$root/usr/local/bin/cvrl-decode-worker" ] || fail "no decode worker at /usr/local/bin/cvrl-decode-worker"
 
 # ---- 4. run it in a chroot ----
 mount -t tmpfs -o mode=755 tmpfs "$root/dev"
@@ -104,12 +107,17 @@ done
 [ "$status" = 200 ] || { tail -30 "$data/server.log" >&2; fail "/health/ready answered '$status'"; }
 in_image dotnet /app/CvrlServe.Api.dll --health-check >/dev/null || fail "the image's HEALTHCHECK command failed"
 
+# The local bases are Debian 12 (libav 59, what the worker reproduces): uploads must go to the worker.
 curl -sf "http://127.0.0.1:$port/v1/models" | python3 -c '
 import json, sys
-for m in json.load(sys.stdin)["models"]:
+answer = json.load(sys.stdin)
+for m in answer["models"]:
     reason = " (" + m["providerReason"].strip() + ")" if m.get("providerReason") else ""
     print("container check: model", m["name"], "on", m.get("provider"), reason)
-' || fail "/v1/models"
+decoder = answer["decoder"]
+print("container check: uploads decoded by", decoder["path"], "(" + decoder["detail"] + ")")
+sys.exit(0 if decoder["path"] == "worker" else 1)
+' || fail "/v1/models, or the decode worker is not in use"
 
 sample="$(find samples -name '*.mp4' | sort | head -1)"
 curl -sf -F "file=@$sample" "http://127.0.0.1:$port/v1/embeddings" -o "$data/service.json" || fail "embedding $sample through the service"

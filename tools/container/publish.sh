@@ -7,7 +7,8 @@ set -eu
 step="$1"
 flavor="$2"
 case "$flavor" in Cpu|Gpu) ;; *) echo "publish.sh: flavor must be Cpu or Gpu" >&2; exit 2 ;; esac
-common="-r linux-x64 -p:OnnxRuntimeFlavor=$flavor"
+# The decode worker is compiled in its own stage against the runtime base's libav, not here.
+common="-r linux-x64 -p:OnnxRuntimeFlavor=$flavor -p:SkipDecodeWorker=true"
 case "$step" in
   restore)
     dotnet restore src/CvrlServe.Api $common

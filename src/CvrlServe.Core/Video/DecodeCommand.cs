@@ -15,8 +15,15 @@ public sealed record DecodeInput(IReadOnlyList<string> Options, string Path);
 /// </summary>
 public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string FilterGraph, int Frames, int Tiles, int TileWidth, int TileHeight)
 {
-    /// <summary>How far before a run a seeking input starts.</summary>
-    public const double SeekMarginSeconds = 1.0;
+    /// <summary>
+    /// How far before a run a seeking input starts, at least: two grid frames where that is more. The
+    /// picture on screen at the run's first slot is decoded when it started within the margin; when it
+    /// started earlier (a longer gap in a variable-rate video) the seek comes back short and the reader
+    /// reads from the start, so the frames are right either way and the margin only trades decoding
+    /// before each run (everything from the keyframe before the margin) against those fallbacks. It was
+    /// 1 s, which decoded a second of frames per clip for nothing on constant-rate video.
+    /// </summary>
+    public const double SeekMarginSeconds = 0.1;
 
     /// <summary>How far before a run a seeking input starts in MPEG-TS/PS, whose seeks land late.</summary>
     public const double ImpreciseSeekMarginSeconds = 10.0;
@@ -35,8 +42,8 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
     /// <summary>
     /// The command for one video. With <paramref name="seek"/>, frames closer together than
     /// <paramref name="seekGapSeconds"/> are read in one pass and each further run of frames is a separate
-    /// input that seeks to a second before it (<c>-ss</c> before <c>-i</c>, so the picture on screen at the
-    /// run's first slot is decoded even after a gap in a variable-rate video): all runs in one process,
+    /// input that seeks a margin (<see cref="SeekMarginSeconds"/>) before it (<c>-ss</c> before <c>-i</c>, so the picture on screen at the
+    /// run's first slot is decoded even after a short gap in a variable-rate video): all runs in one process,
     /// joined by concat. Without, one input decodes from the start: the fallback when a seek returns too little.
     /// </summary>
     public static DecodeCommand Build(
@@ -63,7 +70,7 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         var crops = geometry.Crops(width, height);
         // MPEG-TS/PS seeks land on the next keyframe after the target, not the one before: start well
         // before the run (a GOP rarely spans 10 s) and read through gaps shorter than that.
-        double margin = media.ContainerFormat is "mpegts" or "mpeg" ? ImpreciseSeekMarginSeconds : SeekMarginSeconds;
+        double margin = media.ContainerFormat is "mpegts" or "mpeg" ? ImpreciseSeekMarginSeconds : Math.Max(SeekMarginSeconds, 2 / grid.Rate);
         int maxGap = seek ? Math.Max(1, (int)Math.Ceiling(Math.Max(seekGapSeconds, margin + 1) * grid.Rate)) : int.MaxValue;
         var segments = Segments(frames, maxGap);
 
@@ -79,7 +86,7 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         for (int i = 0; i < segments.Count; i++)
         {
             int[] run = segments[i];
-            // A second before the run, so that the picture on screen at its first slot (which may have
+            // A margin before the run, so that the picture on screen at its first slot (which may have
             // started before the slot, in a variable-rate video) is decoded; select drops the rest.
             double from = seek ? Math.Max(0, lead + run[0] / grid.Rate - margin) : 0;
             double until = lead + (run[^1] + 1) / grid.Rate;

@@ -27,8 +27,8 @@ public class DecodeCommandTests
         Assert.Equal(160, command.Frames);
         Assert.Equal((228, 128), (command.Width, command.Height));
         Assert.DoesNotContain("-ss", command.Inputs[0].Options);
-        // The second clip starts at frame 196 (int(linspace(0, 1800 − 32, 10))[1]); its input seeks a second before it.
-        Assert.Equal(["-ss", "5.533333"], command.Inputs[1].Options.Take(2));
+        // The second clip starts at frame 196 (int(linspace(0, 1800 − 32, 10))[1]); its input seeks 0.1 s (3 frames at 30 fps) before it.
+        Assert.Equal(["-ss", "6.433333"], command.Inputs[1].Options.Take(2));
         Assert.Contains("concat=n=10:v=1:a=0[out]", command.FilterGraph, StringComparison.Ordinal);
         Assert.All(command.Inputs, i => Assert.Equal(["-protocol_whitelist", "file", "-format_whitelist"], i.Options.SkipWhile(o => o != "-protocol_whitelist").Take(3)));
         Assert.All(command.Inputs, i => Assert.Equal(["-max_pixels", $"{3840 * 2160}"], i.Options.SkipWhile(o => o != "-max_pixels").Take(2)));
