@@ -104,6 +104,7 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     Cvrl__ModelsFolder=/app/models \
     Cvrl__DataFolder=/data \
     Cvrl__Provider=Cuda \
+    Cvrl__Nvdec=true \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility,video \
     PATH="/app/cvrl:${PATH}"

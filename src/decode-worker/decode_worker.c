@@ -223,6 +223,8 @@ static char *rd_str(Reader *r)
     return s;
 }
 
+static int nvdec_enabled; /* --nvdec */
+
 #if BUILT_FOR_TESTED_LIBAV
 /* ---------------------------------------------------------------- the log (what `-v error` prints) */
 
@@ -286,9 +288,15 @@ static int open_input(AVFormatContext **out, const char *path, const char *forma
     return 0;
 }
 
+static int open_decoder_with(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads);
+
 static int open_decoder(AVCodecContext **out, AVStream *st, int64_t max_pixels, const char *threads)
 {
-    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+    return open_decoder_with(out, st, avcodec_find_decoder(st->codecpar->codec_id), max_pixels, threads);
+}
+
+static int open_decoder_with(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads)
+{
     if (!codec) {
         av_log(NULL, AV_LOG_ERROR, "Decoder (codec %s) not found for input stream #0:%d\n",
                avcodec_get_name(st->codecpar->codec_id), st->index);
@@ -547,6 +555,56 @@ static int parse_time_us(const char *s, int64_t *out)
     return av_parse_time(out, s, 1);
 }
 
+/* ---------------------------------------------------------------- NVDEC (--nvdec) */
+
+/* What the last decode used: "software", "nvdec", or "software (why NVDEC did not open)". */
+static Buf decoder_used;
+
+/* Opens the CUVID decoder of the input's codec where there is one (h264, hevc, av1) and NVDEC is
+ * enabled; <0 leaves the software decoder to the caller and records why. Frames then come from the
+ * GPU's decoder in NV12: the same pictures, not the command line's bytes (no parity is claimed). */
+static int open_nvdec(Input *in)
+{
+    const char *name = NULL;
+    switch (in->st->codecpar->codec_id) {
+    case AV_CODEC_ID_H264: name = "h264_cuvid"; break;
+    case AV_CODEC_ID_HEVC: name = "hevc_cuvid"; break;
+    case AV_CODEC_ID_AV1: name = "av1_cuvid"; break;
+    default: break;
+    }
+    if (!nvdec_enabled)
+        return AVERROR(ENOSYS);
+    if (!name || (in->st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+        if (!decoder_used.len)
+            buf_printf(&decoder_used, "software (no NVDEC decoder for %s)", avcodec_get_name(in->st->codecpar->codec_id));
+        return AVERROR(ENOSYS);
+    }
+    const AVCodec *codec = avcodec_find_decoder_by_name(name);
+    size_t log_mark = request_log.len;
+    int ret = codec ? open_decoder_with(&in->dec, in->st, codec, in->max_pixels, NULL) : AVERROR_DECODER_NOT_FOUND;
+    if (ret >= 0) {
+        if (!decoder_used.len)
+            buf_printf(&decoder_used, "nvdec");
+        return 0;
+    }
+    /* Why it failed goes into the answer, not the decode's error log. */
+    decoder_used.len = 0;
+    buf_printf(&decoder_used, "software (%s did not open: ", name);
+    size_t n = request_log.len - log_mark;
+    while (n > 0 && (request_log.data[log_mark + n - 1] == '\n'))
+        n--;
+    if (n > 0)
+        buf_put(&decoder_used, request_log.data + log_mark, n > 300 ? 300 : n);
+    else
+        buf_printf(&decoder_used, "%s", av_err2str(ret));
+    buf_u8(&decoder_used, ')');
+    for (size_t i = 0; i < decoder_used.len; i++)
+        if (decoder_used.data[i] == '\n')
+            decoder_used.data[i] = ' ';
+    request_log.len = log_mark;
+    return ret;
+}
+
 /* Opens one input as ffmpeg_opt.c's open_input_file does: options, stream info, the seek. */
 static int open_decode_input(Input *in)
 {
@@ -586,8 +644,10 @@ static int open_decode_input(Input *in)
         return AVERROR(EINVAL);
     }
     in->st->discard = AVDISCARD_NONE;
-    ret = open_decoder(&in->dec, in->st, in->max_pixels,
-                       (in->st->disposition & AV_DISPOSITION_ATTACHED_PIC) ? "1" : "auto");
+    ret = open_nvdec(in);
+    if (ret < 0)
+        ret = open_decoder(&in->dec, in->st, in->max_pixels,
+                           (in->st->disposition & AV_DISPOSITION_ATTACHED_PIC) ? "1" : "auto");
     if (ret < 0)
         return ret;
     in->pkt = av_packet_alloc();
@@ -1226,6 +1286,9 @@ reply:;
     buf_i64(&b, d.produced);
     buf_str(&b, request_log.data ? request_log.data : "", request_log.len);
     usage_figures(&b);
+    if (!decoder_used.len)
+        buf_printf(&decoder_used, "software");
+    buf_str(&b, decoder_used.data, decoder_used.len);
     free_decode(&d);
     send_message('E', b.data, b.len);
     free(b.data);
@@ -1301,13 +1364,17 @@ static void close_other_descriptors(void)
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--nvdec")) {
+            nvdec_enabled = 1;
+            continue;
+        }
         if (!strcmp(argv[i], "--version")) {
             printf("cvrl-decode-worker protocol %d, built against libavformat %d, libavcodec %d, libavfilter %d\n",
                    WORKER_PROTOCOL, LIBAVFORMAT_VERSION_MAJOR, LIBAVCODEC_VERSION_MAJOR, LIBAVFILTER_VERSION_MAJOR);
             return 0;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "usage: cvrl-decode-worker [--address-space BYTES] [--cpu-seconds N] [--open-files N]\n");
+            fprintf(stderr, "usage: cvrl-decode-worker [--nvdec] [--address-space BYTES] [--cpu-seconds N] [--open-files N]\n");
             return 64;
         }
         if (!strcmp(argv[i], "--address-space"))
@@ -1369,6 +1436,7 @@ int main(int argc, char **argv)
         if (read_all(0, payload, n) < 0)
             return 0;
         request_log.len = 0;
+        decoder_used.len = 0;
         Reader r = { payload, payload + n, 0 };
         switch (head[0]) {
         case 'P':

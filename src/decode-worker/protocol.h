@@ -17,12 +17,13 @@
  *   'F' frame: the rgb24 bytes of one output frame (rows packed).
  *   'E' decode done: i32 status (0, an AVERROR, or WORKER_USE_CLI), i64 bytes produced (all of them,
  *       including any not sent past the cap), str log, then the usage figures: i64 user CPU us, i64
- *       system CPU us, i64 max RSS KiB.
+ *       system CPU us, i64 max RSS KiB; then str decoder ("software", "nvdec", or "software (why
+ *       NVDEC did not open)" when the worker runs with --nvdec).
  */
 #ifndef CVRL_DECODE_WORKER_PROTOCOL_H
 #define CVRL_DECODE_WORKER_PROTOCOL_H
 
-#define WORKER_PROTOCOL 1
+#define WORKER_PROTOCOL 2
 
 /* A decode the worker does not reproduce exactly as ffmpeg's command line would (a stream whose frame
  * size or display matrix changes midway, an input that yields no picture): the reader runs the CLI. */

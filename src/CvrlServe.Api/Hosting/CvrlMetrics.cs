@@ -62,6 +62,10 @@ public sealed class CvrlMetrics : IDisposable
             null, "1 for the way uploads are decoded: worker (the persistent libav worker) or cli (ffmpeg processes)");
         _meter.CreateObservableCounter("decode_worker_declined", () => reader.WorkerDeclined, "{decode}",
             "Decodes the worker handed to the ffmpeg command line (a frame size change midway)");
+        _meter.CreateObservableCounter("decodes_by_decoder", () => reader.NvdecUse is { } use
+                ? [new Measurement<long>(use.Nvdec, new KeyValuePair<string, object?>("decoder", "nvdec")), new Measurement<long>(use.Software, new KeyValuePair<string, object?>("decoder", "software"))]
+                : Array.Empty<Measurement<long>>(),
+            "{decode}", "With NVDEC enabled: decodes served by NVDEC and in software");
         _meter.CreateObservableGauge("model_ready", () => models.Registry.List().Select(s =>
             new Measurement<int>(s.Ready ? 1 : 0, new KeyValuePair<string, object?>("model", s.Name), new KeyValuePair<string, object?>("provider", s.Provider ?? "none"))),
             null, "1 when the model is loaded and serving, by model and execution provider");

@@ -101,6 +101,12 @@ public sealed class CvrlServeOptions : IValidatableObject
     /// <summary>The decode worker binary; unset looks beside the service, then on PATH.</summary>
     public string? DecodeWorkerPath { get; set; }
 
+    /// <summary>
+    /// Decode h264, hevc and av1 uploads with NVDEC where it opens (a GPU host), else in software; set in
+    /// the GPU image. GET /v1/models counts NVDEC and software decodes and says why the last fell back.
+    /// </summary>
+    public bool Nvdec { get; set; }
+
     public BatchingOptions Batching { get; set; } = new();
 
     public KeyOptions Keys { get; set; } = new();

@@ -39,6 +39,7 @@ public static class CvrlServeRegistration
                 MaxWaitingDecodes = o.MaxWaitingDecodes,
                 DecodePath = o.DecodePath,
                 DecodeWorkerPath = o.DecodeWorkerPath,
+                DecodeWorkerLimits = new DecodeWorkerLimits { Nvdec = o.Nvdec },
                 Limits = new VideoLimits
                 {
                     MaxFileBytes = o.MaxUploadBytes,

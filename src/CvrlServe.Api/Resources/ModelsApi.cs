@@ -27,16 +27,21 @@ public sealed record ProbeSummary(string Name, string Model, string? ModelId, IR
 public sealed record ModelsResponse(string? DefaultModel, IReadOnlyList<ModelResponse> Models, DecoderResponse Decoder);
 
 /// <summary>How uploads are decoded: <c>worker</c> (the persistent libav worker) or <c>cli</c> (ffmpeg processes), and why.</summary>
-public sealed record DecoderResponse(string Path, string Detail, long HandedToCli)
+/// <param name="Nvdec">With NVDEC enabled: decodes it served, decodes that ran in software, and why the last of those did.</param>
+public sealed record DecoderResponse(string Path, string Detail, long HandedToCli, NvdecResponse? Nvdec)
 {
     public static DecoderResponse From(VideoReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         string backend = reader.DecodeBackend;
         int open = backend.IndexOf(" (", StringComparison.Ordinal);
-        return new DecoderResponse(open < 0 ? backend : backend[..open], open < 0 ? "" : backend[(open + 2)..^1], reader.WorkerDeclined);
+        var nvdec = reader.NvdecUse is { } use ? new NvdecResponse(use.Nvdec, use.Software, use.LastSoftwareReason) : null;
+        return new DecoderResponse(open < 0 ? backend : backend[..open], open < 0 ? "" : backend[(open + 2)..^1], reader.WorkerDeclined, nvdec);
     }
 }
+
+/// <summary>NVDEC's share of the decodes since start.</summary>
+public sealed record NvdecResponse(long Decodes, long SoftwareDecodes, string? LastSoftwareReason);
 
 /// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{model}</c>.</summary>
 public static class ModelsApi

@@ -24,8 +24,11 @@ public enum DecodePath
 internal sealed record WorkerProbeResult(int Status, string Json, IReadOnlyList<string> Log);
 
 /// <summary>What a decode by the worker answered: a status, the bytes it produced (all of them), the error log.</summary>
-internal sealed record WorkerDecodeResult(int Status, long Produced, IReadOnlyList<string> Log)
+internal sealed record WorkerDecodeResult(int Status, long Produced, IReadOnlyList<string> Log, string Decoder = "software")
 {
+    /// <summary>The pictures came from NVDEC.</summary>
+    public bool OnNvdec => Decoder == "nvdec";
+
     /// <summary>The worker would not reproduce the command line exactly here: run ffmpeg instead.</summary>
     public bool UseCli => Status == DecodeWorkerPool.UseCliStatus;
 }
@@ -46,7 +49,7 @@ internal sealed class DecodeWorkerFailedException(string message) : Exception(me
 public sealed class DecodeWorkerPool : IDisposable
 {
     /// <summary>The protocol this reader speaks (protocol.h).</summary>
-    public const int Protocol = 1;
+    public const int Protocol = 2;
 
     /// <summary>The status the worker answers when the command line must do the decode (WORKER_USE_CLI).</summary>
     public const int UseCliStatus = -0x43564C49;
@@ -210,6 +213,7 @@ public sealed class DecodeWorkerPool : IDisposable
                     var log = Lines(body.String());
                     long cpu = body.Int64() + body.Int64();
                     body.Int64(); // max RSS, KiB
+                    string decoder = body.String();
                     body.End();
                     if (produced < filled)
                     {
@@ -217,7 +221,7 @@ public sealed class DecodeWorkerPool : IDisposable
                     }
 
                     worker.CpuMicroseconds = cpu;
-                    return new WorkerDecodeResult(status, produced, log);
+                    return new WorkerDecodeResult(status, produced, log, decoder);
                 }
             }, cancellationToken);
             healthy = true;
@@ -360,7 +364,9 @@ public sealed class DecodeWorkerPool : IDisposable
         private readonly Stream _stdin;
         private readonly PipeReader _stdout;
         private readonly StringBuilder _stderr = new();
+        private long _maxResidentBytes;
         private int _disposed;
+        private string? _killedFor;
 
         private Worker(Process process)
         {
@@ -412,15 +418,25 @@ public sealed class DecodeWorkerPool : IDisposable
                 RedirectStandardError = true,
                 CreateNoWindow = true,
             };
-            start.ArgumentList.Add("--address-space");
-            start.ArgumentList.Add(limits.AddressSpaceBytes.ToString(CultureInfo.InvariantCulture));
+            if (limits.Nvdec)
+            {
+                // CUDA reserves address space far beyond what it uses: NVDEC workers are bounded by
+                // their resident memory instead, watched while they work.
+                start.ArgumentList.Add("--nvdec");
+            }
+            else
+            {
+                start.ArgumentList.Add("--address-space");
+                start.ArgumentList.Add(limits.AddressSpaceBytes.ToString(CultureInfo.InvariantCulture));
+            }
+
             start.ArgumentList.Add("--cpu-seconds");
             start.ArgumentList.Add(limits.CpuSeconds.ToString(CultureInfo.InvariantCulture));
             start.ArgumentList.Add("--open-files");
             start.ArgumentList.Add(limits.OpenFiles.ToString(CultureInfo.InvariantCulture));
             var process = new Process { StartInfo = start };
             process.Start();
-            return new Worker(process);
+            return new Worker(process) { _maxResidentBytes = limits.Nvdec ? limits.MaxResidentBytes : 0 };
         }
 
         public async Task<(bool Ok, string Versions, string Message)> HelloAsync(TimeSpan timeout, CancellationToken cancellationToken)
@@ -479,6 +495,7 @@ public sealed class DecodeWorkerPool : IDisposable
             Requests++;
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(timeout);
+            using var watch = _maxResidentBytes > 0 ? new Timer(_ => WatchResident(), null, 0, 100) : null;
             try
             {
                 var head = new byte[5];
@@ -501,7 +518,7 @@ public sealed class DecodeWorkerPool : IDisposable
             }
             catch (Exception e) when (e is IOException or EndOfStreamException or DecodeWorkerFailedException)
             {
-                string how = await ExitDescriptionAsync();
+                string how = _killedFor ?? await ExitDescriptionAsync();
                 Dispose();
                 throw new DecodeWorkerFailedException($"{e.Message} ({how}){(StderrTail.Length > 0 ? "; stderr: " + StderrTail : "")}");
             }
@@ -532,6 +549,29 @@ public sealed class DecodeWorkerPool : IDisposable
         }
 
         private static string Version(uint v) => $"{v >> 16}.{(v >> 8) & 0xFF}.{v & 0xFF}";
+
+        /// <summary>Kills an NVDEC worker whose resident memory passed its limit (its address space is not limited).</summary>
+        private void WatchResident()
+        {
+            try
+            {
+                foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
+                {
+                    if (line.StartsWith("VmRSS:", StringComparison.Ordinal)
+                        && long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib)
+                        && kib * 1024 > _maxResidentBytes)
+                    {
+                        _killedFor = $"worker killed: resident memory {kib * 1024} bytes over the {_maxResidentBytes}-byte limit";
+                        _process.Kill();
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+            {
+                // The worker ended meanwhile.
+            }
+        }
 
         private async Task<string> ExitDescriptionAsync()
         {
@@ -681,6 +721,16 @@ public sealed class DecodeWorkerLimits
     /// <summary>Open file descriptors (RLIMIT_NOFILE).</summary>
     public int OpenFiles { get; set; } = 64;
 
+    /// <summary>
+    /// Decode h264, hevc and av1 with NVDEC (FFmpeg's CUVID decoders) where they open, else in software.
+    /// NVDEC's frames are the same pictures but not the command line's bytes, so this is off by default.
+    /// NVDEC workers have no address-space limit (CUDA reserves huge ranges); <see cref="MaxResidentBytes"/> bounds them.
+    /// </summary>
+    public bool Nvdec { get; set; }
+
+    /// <summary>Resident memory an NVDEC worker may reach during a request before it is killed.</summary>
+    public long MaxResidentBytes { get; set; } = 4L << 30;
+
     /// <summary>Requests a worker serves before it is replaced (bounds any slow leak in libav).</summary>
     public int MaxRequests { get; set; } = 2000;
 
@@ -689,6 +739,11 @@ public sealed class DecodeWorkerLimits
         if (AddressSpaceBytes < 256L << 20)
         {
             yield return "DecodeWorkerLimits.AddressSpaceBytes must be at least 256 MiB";
+        }
+
+        if (MaxResidentBytes < 1L << 20)
+        {
+            yield return "DecodeWorkerLimits.MaxResidentBytes must be at least 1 MiB";
         }
 
         if (CpuSeconds < 10 || OpenFiles < 16 || MaxRequests < 1)

@@ -21,6 +21,9 @@ public sealed class VideoReader : IDisposable
     private readonly DecodeWorkerPool? _workers;
     private readonly string? _noWorker;
     private long _cliFallbacks;
+    private long _nvdecDecodes;
+    private long _softwareDecodes;
+    private string? _lastSoftwareReason;
 
     public VideoReader(VideoReaderOptions? options = null)
     {
@@ -57,6 +60,13 @@ public sealed class VideoReader : IDisposable
 
     /// <summary>Decodes the worker handed to the command line (a frame size change midway, an input without pictures).</summary>
     public long WorkerDeclined => Interlocked.Read(ref _cliFallbacks);
+
+    /// <summary>
+    /// With NVDEC enabled (<see cref="DecodeWorkerLimits.Nvdec"/>): decodes NVDEC served, decodes that ran
+    /// in software, and why the last of those did ("software (h264_cuvid did not open: ...)"); null otherwise.
+    /// </summary>
+    public (long Nvdec, long Software, string? LastSoftwareReason)? NvdecUse =>
+        _options.DecodeWorkerLimits.Nvdec ? (Interlocked.Read(ref _nvdecDecodes), Interlocked.Read(ref _softwareDecodes), _lastSoftwareReason) : null;
 
     /// <summary>True when requests go to the decode worker.</summary>
     public bool UsesWorker => _workers is { Unavailable: null };
@@ -394,6 +404,15 @@ public sealed class VideoReader : IDisposable
 
                 if (answer is { UseCli: false })
                 {
+                    if (_options.DecodeWorkerLimits.Nvdec)
+                    {
+                        Interlocked.Increment(ref answer.OnNvdec ? ref _nvdecDecodes : ref _softwareDecodes);
+                        if (!answer.OnNvdec)
+                        {
+                            _lastSoftwareReason = answer.Decoder;
+                        }
+                    }
+
                     return (answer.Produced, FfmpegErrors.Tail(answer.Log));
                 }
 

@@ -71,11 +71,12 @@ public sealed class OperationsTests(ApiVideos videos)
     }
 
     [Theory]
-    [InlineData("Auto")]
-    [InlineData("Cli")]
-    public async Task Decoder_ModelsAndMetricsSayHowUploadsAreDecoded(string path)
+    [InlineData("Auto", false)]
+    [InlineData("Cli", false)]
+    [InlineData("Auto", true)]
+    public async Task Decoder_ModelsAndMetricsSayHowUploadsAreDecoded(string path, bool nvdec)
     {
-        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DecodePath"] = path });
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?> { ["Cvrl:DecodePath"] = path, ["Cvrl:Nvdec"] = nvdec ? "true" : "false" });
         await app.StartedAsync();
         var reader = app.Services.GetReader();
         string backend = await reader.CheckDecoderAsync();
@@ -98,6 +99,20 @@ public sealed class OperationsTests(ApiVideos videos)
         {
             Assert.Equal("cli", expected);
             Assert.Contains("DecodePath Cli", backend, StringComparison.Ordinal);
+        }
+
+        var nvdecUse = decoder.GetProperty("nvdec");
+        if (!nvdec)
+        {
+            Assert.Equal(JsonValueKind.Null, nvdecUse.ValueKind);
+        }
+        else if (reader.UsesWorker)
+        {
+            // NVDEC served the upload, or the software decoder did and the answer says why (no GPU here).
+            long onGpu = nvdecUse.GetProperty("decodes").GetInt64(), inSoftware = nvdecUse.GetProperty("softwareDecodes").GetInt64();
+            Assert.True(onGpu + inSoftware >= 1, nvdecUse.ToString());
+            Assert.True(inSoftware == 0 || nvdecUse.GetProperty("lastSoftwareReason").GetString()!.StartsWith("software (", StringComparison.Ordinal), nvdecUse.ToString());
+            Assert.True(metrics.Contains($"cvrlserve_decodes_by_decoder{{decoder=\"software\"}} {inSoftware}", StringComparison.Ordinal), metrics);
         }
     }
 

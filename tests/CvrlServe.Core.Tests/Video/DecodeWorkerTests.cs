@@ -75,6 +75,55 @@ public sealed class DecodeWorkerTests(TestVideos videos)
     }
 
     [Fact]
+    public async Task Nvdec_DecodesOnTheGpuOrFallsBackToSoftwareAndSaysWhy()
+    {
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = DecodePath.Worker, DecodeWorkerLimits = new DecodeWorkerLimits { Nvdec = true } });
+        using var cli = new VideoReader(new VideoReaderOptions { DecodePath = DecodePath.Cli });
+        var h264 = await reader.GetMediaInfoAsync(videos.Path("index.mp4"));
+        var plan = SamplingPlan.Evaluation(h264.Grid(), new ClipSpec(4, 2), 3);
+
+        var video = await reader.DecodeAsync(h264, plan, FrameGeometry.FullFrame);
+
+        // Whichever decoder served, the pictures are the planned frames (index videos carry their number).
+        Assert.Equal(plan.Clips.Select(c => c.Frames), video.Views.Select(v => v.Frames.Select((_, t) => TestVideos.FrameIndexOf(v.Frame(t)[0]))));
+        var use = Assert.NotNull(reader.NvdecUse);
+        Assert.Equal(1, use.Nvdec + use.Software);
+        if (use.Software == 1)
+        {
+            // No NVDEC here (no GPU, no driver): the software decoder served, said why, and gave the command line's bytes.
+            Assert.StartsWith("software (h264_cuvid did not open: ", use.LastSoftwareReason, StringComparison.Ordinal);
+            var reference = await cli.DecodeAsync(h264, plan, FrameGeometry.FullFrame);
+            Assert.True(video.Views.Zip(reference.Views).All(p => p.First.Rgb.AsSpan().SequenceEqual(p.Second.Rgb)));
+        }
+
+        // A codec NVDEC is not asked for here is decoded in software, and the reader says so.
+        var vp9 = await reader.GetMediaInfoAsync(videos.Path("index.webm"));
+        await reader.DecodeAsync(vp9, SamplingPlan.Evaluation(vp9.Grid(), new ClipSpec(4, 2), 1), FrameGeometry.FullFrame);
+        Assert.Equal("software (no NVDEC decoder for vp9)", reader.NvdecUse?.LastSoftwareReason);
+
+        // NVDEC workers have no address-space limit (CUDA reserves huge ranges); their resident memory is watched instead.
+        int pid = Assert.Single(ChildProcesses.Workers(), p => File.ReadAllText($"/proc/{p}/cmdline").Contains("--nvdec", StringComparison.Ordinal));
+        Assert.Matches(@"Max address space\s+unlimited", File.ReadAllText($"/proc/{pid}/limits"));
+    }
+
+    [Fact]
+    public async Task NvdecWorkerPastItsResidentMemoryLimit_IsKilled_TheRequestFailsTyped()
+    {
+        using var plain = new VideoReader(new VideoReaderOptions { DecodePath = DecodePath.Worker });
+        var media = await plain.GetMediaInfoAsync(videos.Path("moving-320x240-20s.mp4"));
+        using var reader = new VideoReader(new VideoReaderOptions
+        {
+            DecodePath = DecodePath.Worker,
+            DecodeWorkerLimits = new DecodeWorkerLimits { Nvdec = true, MaxResidentBytes = 1L << 20 },
+        });
+
+        var error = await Assert.ThrowsAsync<CorruptVideoException>(() =>
+            reader.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(8, 2), 2), FrameGeometry.FullFrame));
+
+        Assert.Contains(error.StderrTail, l => l.Contains("resident memory", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task NoWorkerBinary_TheReaderUsesTheCommandLine()
     {
         using var reader = new VideoReader(new VideoReaderOptions { DecodeWorkerPath = Path.Combine(videos.Folder, "no-such-worker") });
