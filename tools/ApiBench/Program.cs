@@ -15,7 +15,7 @@
 //
 //   dotnet run -c Release --project tools/ApiBench -- [--out docs/results/api-bench.json] [--requests 64]
 //     [--concurrency 1,16] [--rounds 2] [--videos samples/synthmotion] [--models models] [--model synthmotion-cvrl]
-//     [--server PATH/CvrlServe.Api.dll]
+//     [--server PATH/CvrlServe.Api.dll] [--decode-path Auto|Worker|Cli]   (both sides decode the same way)
 //
 // Prints, per concurrency and side: p50 and p95 latency, throughput (videos/s), retries; and the ratio
 // server / in-process throughput per concurrency. Writes the same as JSON to --out.
@@ -38,6 +38,7 @@ var options = new Dictionary<string, string>
     ["--videos"] = "samples/synthmotion",
     ["--models"] = "models",
     ["--model"] = "synthmotion-cvrl",
+    ["--decode-path"] = "Auto",
 };
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
@@ -76,14 +77,16 @@ var sessionOptions = new EncoderSessionOptions
     IntraOpThreads = (int?)batching["IntraOpThreads"] is int threads and > 0 ? threads : defaults.IntraOpThreads,
     InferenceTimeout = TimeSpan.FromSeconds((double?)cvrl["RequestTimeoutSeconds"] ?? 120),
 };
+var decodePath = Enum.Parse<DecodePath>(options["--decode-path"], ignoreCase: true);
 var readerOptions = new VideoReaderOptions
 {
+    DecodePath = decodePath,
     DecodedMemoryBudgetBytes = (long?)cvrl["DecodedMemoryBudgetBytes"] ?? 1L << 30,
     MaxWaitingDecodes = (int?)cvrl["MaxWaitingDecodes"] ?? 32,
 };
 
 string work = Directory.CreateTempSubdirectory("cvrl-api-bench-").FullName;
-using var server = StartServer(serverDll, modelsFolder, Path.Combine(work, "data"), out var serverLog);
+using var server = StartServer(serverDll, modelsFolder, Path.Combine(work, "data"), decodePath, out var serverLog);
 try
 {
     var address = await serverLog.ListeningAsync.WaitAsync(TimeSpan.FromMinutes(2));
@@ -250,7 +253,7 @@ static async Task<Run> MeasureAsync(string[] videos, int concurrency, Func<strin
     return new Run(clock.Elapsed.TotalSeconds, videos.Length / clock.Elapsed.TotalSeconds, samples);
 }
 
-static Process StartServer(string dll, string models, string data, out ServerLog log)
+static Process StartServer(string dll, string models, string data, DecodePath decodePath, out ServerLog log)
 {
     var start = new ProcessStartInfo("dotnet")
     {
@@ -265,6 +268,7 @@ static Process StartServer(string dll, string models, string data, out ServerLog
     start.Environment["Cvrl__ModelsFolder"] = models;
     start.Environment["Cvrl__DataFolder"] = data;
     start.Environment["Cvrl__Provider"] = "Cpu";
+    start.Environment["Cvrl__DecodePath"] = decodePath.ToString();
     start.Environment["Cvrl__RateLimit__PermitsPerWindow"] = "0";
     var process = Process.Start(start) ?? throw new InvalidOperationException("the server did not start");
     log = new ServerLog(process);

@@ -3,7 +3,10 @@
 // batch 8, 10 ms wait). The model is exported by a child process so this one never loads libtorch.
 // Also prints where the time goes (decode vs queue vs inference, summed over videos).
 //
-//   dotnet run -c Release --project tools/EmbedBench [-- --arch r3d18 --width 1 --videos 16 --threads 1]
+// Each configuration runs with every decode path of --decode-paths (default: the ffmpeg command line, then
+// the decode worker), side by side.
+//
+//   dotnet run -c Release --project tools/EmbedBench [-- --arch r3d18 --width 1 --videos 16 --threads 1 --decode-paths Cli,Worker]
 using System.Diagnostics;
 using System.Globalization;
 using CvrlServe.Core.Inference;
@@ -40,17 +43,18 @@ for (int i = 0; i < count; i++)
 
 Run(Environment.ProcessPath!, $"--mode export --arch {options["--arch"]} --width {options["--width"]}");
 Console.WriteLine($"{count} videos (320x240, 6-10 s, h264); model {options["--arch"]} x{options["--width"]}; views: {EncoderExport.DefaultView.Clips} clips x {EncoderExport.DefaultView.Frames} frames at {EncoderExport.DefaultView.CropSize}^2; {Environment.ProcessorCount} cores, {options["--threads"]} ONNX Runtime thread(s)");
-Console.WriteLine($"{"concurrency",11} {"batching",9} {"videos/s",9} {"largest batch",14} {"decode s",9} {"queue s",8} {"infer s",8}");
-var results = new Dictionary<(int, bool), double>();
+var paths = options.GetValueOrDefault("--decode-paths", "Cli,Worker").Split(',').Select(p => Enum.Parse<DecodePath>(p, ignoreCase: true)).ToArray();
+Console.WriteLine($"{"concurrency",11} {"batching",9} {"decode",7} {"videos/s",9} {"largest batch",14} {"decode s",9} {"queue s",8} {"infer s",8}");
+var results = new Dictionary<(int, bool, DecodePath), double>();
 foreach (int concurrency in new[] { 1, 4, 16 })
 {
-    foreach (bool batching in new[] { false, true })
+    foreach (var (batching, path) in paths.Select(p => (false, p)).Concat(paths.Select(p => (true, p))))
     {
         var sessionOptions = new EncoderSessionOptions { Provider = ProviderPreference.Cpu, IntraOpThreads = int.Parse(options["--threads"], CultureInfo.InvariantCulture), MaxBatchSize = batching ? 8 : 1, MaxBatchWait = TimeSpan.FromMilliseconds(batching ? 10 : 0), QueueCapacity = 4096, InferenceTimeout = Timeout.InfiniteTimeSpan };
         await using var registry = new ModelRegistry(models, sessionOptions);
         await registry.StartAsync();
         using var lease = registry.Acquire("bench");
-        using var reader = new VideoReader();
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = path });
         var embedder = new VideoEmbedder(reader);
         await embedder.EmbedAsync(lease.Model, videos[0]); // warm the probe path and caches alike for every configuration
         using var slots = new SemaphoreSlim(concurrency);
@@ -68,15 +72,26 @@ foreach (int concurrency in new[] { 1, 4, 16 })
             }
         }));
         double rate = count / clock.Elapsed.TotalSeconds;
-        results[(concurrency, batching)] = rate;
-        Console.WriteLine($"{concurrency,11} {(batching ? "on" : "off"),9} {rate,9:F2} {lease.Model.Batcher.Statistics.LargestBatch,14} {timings.Sum(t => t.Decode.TotalSeconds),9:F1} {timings.Sum(t => t.Queue.TotalSeconds),8:F1} {timings.Sum(t => t.Inference.TotalSeconds),8:F1}");
+        results[(concurrency, batching, path)] = rate;
+        Console.WriteLine($"{concurrency,11} {(batching ? "on" : "off"),9} {path,7} {rate,9:F2} {lease.Model.Batcher.Statistics.LargestBatch,14} {timings.Sum(t => t.Decode.TotalSeconds),9:F1} {timings.Sum(t => t.Queue.TotalSeconds),8:F1} {timings.Sum(t => t.Inference.TotalSeconds),8:F1}");
     }
 }
 
 Console.WriteLine();
-foreach (int concurrency in new[] { 1, 4, 16 })
+foreach (var path in paths)
 {
-    Console.WriteLine($"concurrency {concurrency,2}: batching on / off = {results[(concurrency, true)] / results[(concurrency, false)]:F2}x videos/s; vs concurrency 1 (off) = {results[(concurrency, true)] / results[(1, false)]:F2}x");
+    foreach (int concurrency in new[] { 1, 4, 16 })
+    {
+        Console.WriteLine($"{path}, concurrency {concurrency,2}: batching on / off = {results[(concurrency, true, path)] / results[(concurrency, false, path)]:F2}x videos/s; vs concurrency 1 (off) = {results[(concurrency, true, path)] / results[(1, false, path)]:F2}x");
+    }
+}
+
+if (paths.Length == 2)
+{
+    foreach (int concurrency in new[] { 1, 4, 16 })
+    {
+        Console.WriteLine($"concurrency {concurrency,2}, batching on: {paths[1]} / {paths[0]} = {results[(concurrency, true, paths[1])] / results[(concurrency, true, paths[0])]:F2}x videos/s");
+    }
 }
 
 return 0;
