@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -230,17 +231,39 @@ static int nvdec_enabled; /* --nvdec */
 
 static Buf request_log;
 
+/* Decoder threads log too (frame threading): the log is shared, so every use of it takes the lock. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void log_callback(void *avcl, int level, const char *fmt, va_list vl)
 {
-    if (level > AV_LOG_ERROR || request_log.len >= MAX_LOG)
+    if (level > AV_LOG_ERROR)
         return;
-    static int print_prefix = 1;
     char line[1024];
+    pthread_mutex_lock(&log_lock);
+    static int print_prefix = 1;
     av_log_format_line2(avcl, level, fmt, vl, line, sizeof(line), &print_prefix);
     size_t n = strnlen(line, sizeof(line));
     if (request_log.len + n > MAX_LOG)
-        n = MAX_LOG - request_log.len;
+        n = request_log.len < MAX_LOG ? MAX_LOG - request_log.len : 0;
     buf_put(&request_log, line, n);
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* The log's length, read under the lock (decoder threads may still be writing). */
+static size_t log_length(void)
+{
+    pthread_mutex_lock(&log_lock);
+    size_t n = request_log.len;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+static void log_truncate(size_t n)
+{
+    pthread_mutex_lock(&log_lock);
+    if (n < request_log.len)
+        request_log.len = n;
+    pthread_mutex_unlock(&log_lock);
 }
 
 static void log_error(const char *what, int err)
@@ -580,7 +603,7 @@ static int open_nvdec(Input *in)
         return AVERROR(ENOSYS);
     }
     const AVCodec *codec = avcodec_find_decoder_by_name(name);
-    size_t log_mark = request_log.len;
+    size_t log_mark = log_length();
     int ret = codec ? open_decoder_with(&in->dec, in->st, codec, in->max_pixels, NULL) : AVERROR_DECODER_NOT_FOUND;
     if (ret >= 0) {
         if (!decoder_used.len)
@@ -590,18 +613,20 @@ static int open_nvdec(Input *in)
     /* Why it failed goes into the answer, not the decode's error log. */
     decoder_used.len = 0;
     buf_printf(&decoder_used, "software (%s did not open: ", name);
-    size_t n = request_log.len - log_mark;
+    pthread_mutex_lock(&log_lock);
+    size_t n = request_log.len > log_mark ? request_log.len - log_mark : 0;
     while (n > 0 && (request_log.data[log_mark + n - 1] == '\n'))
         n--;
     if (n > 0)
         buf_put(&decoder_used, request_log.data + log_mark, n > 300 ? 300 : n);
-    else
+    pthread_mutex_unlock(&log_lock);
+    if (n == 0)
         buf_printf(&decoder_used, "%s", av_err2str(ret));
     buf_u8(&decoder_used, ')');
     for (size_t i = 0; i < decoder_used.len; i++)
         if (decoder_used.data[i] == '\n')
             decoder_used.data[i] = ' ';
-    request_log.len = log_mark;
+    log_truncate(log_mark);
     return ret;
 }
 
@@ -657,7 +682,9 @@ static int open_decode_input(Input *in)
         return AVERROR(ENOMEM);
     in->dts = in->next_dts = in->pts = in->next_pts = AV_NOPTS_VALUE;
     in->skip_before = AV_NOPTS_VALUE;
-    if (in->start_time != AV_NOPTS_VALUE)
+    enum AVCodecID codec = in->st->codecpar->codec_id;
+    /* Only where a non-reference picture is never referenced (not HEVC's sub-layer non-reference pictures). */
+    if (in->start_time != AV_NOPTS_VALUE && (codec == AV_CODEC_ID_H264 || codec == AV_CODEC_ID_MPEG2VIDEO || codec == AV_CODEC_ID_MPEG4))
         in->skip_before = in->start_time + (ic->start_time != AV_NOPTS_VALUE ? ic->start_time : 0) - AV_TIME_BASE / 10;
     return 0;
 }
@@ -822,6 +849,13 @@ static int configure_graph(Decode *d)
 end:
     avfilter_inout_free(&inputs);
     avfilter_inout_free(&outputs);
+    if (ret < 0) {
+        /* Nothing may run on a half-built graph. */
+        avfilter_graph_free(&d->graph);
+        d->sink = NULL;
+        for (int i = 0; i < d->nb_inputs; i++)
+            d->inputs[i].src = NULL;
+    }
     return ret;
 }
 
@@ -932,7 +966,7 @@ static int send_eof(Decode *d, Input *in)
 }
 
 /* ffmpeg.c's decode_video for one call. */
-static int decode_video(Decode *d, Input *in, AVPacket *pkt, int *got_output, int64_t *duration_pts, int eof)
+static int decode_video(Decode *d, Input *in, AVPacket *pkt, int *got_output, int64_t *duration_pts, int eof, int *decode_failed)
 {
     AVFrame *frame = in->frame;
     int64_t dts = AV_NOPTS_VALUE;
@@ -952,6 +986,7 @@ static int decode_video(Decode *d, Input *in, AVPacket *pkt, int *got_output, in
     }
 
     int ret = 0;
+    *decode_failed = 0;
     if (pkt) {
         /* A picture shown before the seek point is dropped by the trim that follows, so one nobody
          * references need not be decoded at all (what ffmpeg would decode and throw away). */
@@ -961,12 +996,16 @@ static int decode_video(Decode *d, Input *in, AVPacket *pkt, int *got_output, in
                                       ? AVDISCARD_NONREF
                                       : AVDISCARD_DEFAULT;
         ret = avcodec_send_packet(in->dec, pkt);
-        if (ret < 0 && ret != AVERROR_EOF)
+        if (ret < 0 && ret != AVERROR_EOF) {
+            *decode_failed = 1;
             return ret;
+        }
     }
     ret = avcodec_receive_frame(in->dec, frame);
-    if (ret < 0 && ret != AVERROR(EAGAIN))
+    if (ret < 0 && ret != AVERROR(EAGAIN)) {
+        *decode_failed = ret != AVERROR_EOF;
         return ret;
+    }
     if (ret < 0)
         return 0;
     *got_output = 1;
@@ -1022,7 +1061,8 @@ static int process_packet(Decode *d, Input *in, AVPacket *pkt)
         int got = 0;
         in->pts = in->next_pts;
         in->dts = in->next_dts;
-        int ret = decode_video(d, in, repeating ? NULL : in->avpkt, &got, &duration_pts, !pkt);
+        int decode_failed = 0;
+        int ret = decode_video(d, in, repeating ? NULL : in->avpkt, &got, &duration_pts, !pkt, &decode_failed);
         if (d->use_cli)
             return WORKER_USE_CLI;
         if (!repeating || !pkt || got) {
@@ -1050,7 +1090,12 @@ static int process_packet(Decode *d, Input *in, AVPacket *pkt)
             break;
         }
         if (ret < 0) {
-            /* A decoding error: ffmpeg logs it and goes on with the next packet. */
+            /* A decoding error: ffmpeg logs it and goes on with the next packet. Any other failure
+             * (the filter graph, memory) ends the decode, as it ends ffmpeg. */
+            if (!decode_failed) {
+                log_error("Error while processing the decoded data for stream #0:0", ret);
+                return ret;
+            }
             log_error("Error while decoding stream #0:0", ret);
             break;
         }
@@ -1284,7 +1329,9 @@ reply:;
     Buf b = { 0 };
     buf_u32(&b, (uint32_t)(d.use_cli ? WORKER_USE_CLI : ret));
     buf_i64(&b, d.produced);
+    pthread_mutex_lock(&log_lock);
     buf_str(&b, request_log.data ? request_log.data : "", request_log.len);
+    pthread_mutex_unlock(&log_lock);
     usage_figures(&b);
     if (!decoder_used.len)
         buf_printf(&decoder_used, "software");
@@ -1310,7 +1357,9 @@ static void handle_probe(Reader *r)
     Buf b = { 0 };
     buf_u32(&b, (uint32_t)ret);
     buf_str(&b, ret >= 0 && json.data ? json.data : "", ret >= 0 ? json.len : 0);
+    pthread_mutex_lock(&log_lock);
     buf_str(&b, request_log.data ? request_log.data : "", request_log.len);
+    pthread_mutex_unlock(&log_lock);
     send_message('J', b.data, b.len);
     free(b.data);
     free(json.data);
@@ -1322,6 +1371,20 @@ static void handle_probe(Reader *r)
 
 /* ---------------------------------------------------------------- start-up: limits and versions */
 
+static unsigned long long cpu_budget; /* --cpu-seconds: CPU seconds each request may use, 0 for no limit */
+
+/* RLIMIT_CPU counts the process's whole life: before each request its soft limit is moved to what has
+ * been used so far plus the request's budget (SIGXCPU, which ends the worker, past it). */
+static void allow_cpu_for_request(void)
+{
+    if (!cpu_budget)
+        return;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct rlimit rl = { (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1) + cpu_budget, RLIM_INFINITY };
+    setrlimit(RLIMIT_CPU, &rl);
+}
+
 static void set_limit(int resource, const char *value)
 {
     char *end;
@@ -1331,8 +1394,10 @@ static void set_limit(int resource, const char *value)
         exit(64);
     }
     struct rlimit rl = { v, v };
-    if (resource == RLIMIT_CPU)
-        rl.rlim_max = v + 5; /* SIGXCPU at the soft limit, SIGKILL five seconds later */
+    if (resource == RLIMIT_CPU) {
+        cpu_budget = v; /* per request: see allow_cpu_for_request */
+        return;
+    }
     if (setrlimit(resource, &rl) != 0) {
         perror("cvrl-decode-worker: setrlimit");
         exit(71);
@@ -1435,8 +1500,9 @@ int main(int argc, char **argv)
         }
         if (read_all(0, payload, n) < 0)
             return 0;
-        request_log.len = 0;
+        log_truncate(0);
         decoder_used.len = 0;
+        allow_cpu_for_request();
         Reader r = { payload, payload + n, 0 };
         switch (head[0]) {
         case 'P':

@@ -41,8 +41,8 @@ internal sealed class DecodeWorkerFailedException(string message) : Exception(me
 /// files in-process with libav and serves one request at a time over its pipes, so a request costs no
 /// process start-up. A worker runs with resource limits (address space, CPU seconds, open files) and no
 /// new privileges; one that crashes, overruns its deadline or breaks the protocol is killed and
-/// replaced, and only its request fails. Workers are recycled after <see cref="DecodeWorkerLimits.MaxRequests"/>
-/// requests or half their CPU allowance. The first start checks the worker's libav against the one it
+/// replaced, and only its request fails. A worker whose request failed or made libav log an error is
+/// not reused; the others are recycled after <see cref="DecodeWorkerLimits.MaxRequests"/> requests. The first start checks the worker's libav against the one it
 /// was built and tested with; on a mismatch or a missing binary the pool is <see cref="Unavailable"/>
 /// and the reader uses the command line. Thread-safe; the reader bounds how many requests run at once.
 /// </summary>
@@ -135,14 +135,14 @@ public sealed class DecodeWorkerPool : IDisposable
     /// <summary>Probes <paramref name="path"/> as ffprobe would; null when the pool is unavailable.</summary>
     internal async Task<WorkerProbeResult?> ProbeAsync(string path, IReadOnlyList<string> formats, long maxPixels, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var request = new MessageWriter();
+        request.String(path).String(string.Join(',', formats)).Int64(maxPixels);
         var worker = await RentAsync(cancellationToken);
         if (worker is null)
         {
             return null;
         }
 
-        var request = new MessageWriter();
-        request.String(path).String(string.Join(',', formats)).Int64(maxPixels);
         bool healthy = false;
         try
         {
@@ -153,6 +153,7 @@ public sealed class DecodeWorkerPool : IDisposable
                 var body = new MessageReader(payload);
                 var result = new WorkerProbeResult(body.Int32(), body.String(), Lines(body.String()));
                 body.End();
+                worker.Tainted = result.Status != 0 || result.Log.Count > 0;
                 return result;
             }, cancellationToken);
             healthy = true;
@@ -170,12 +171,6 @@ public sealed class DecodeWorkerPool : IDisposable
     /// </summary>
     internal async Task<WorkerDecodeResult?> DecodeAsync(DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var worker = await RentAsync(cancellationToken);
-        if (worker is null)
-        {
-            return null;
-        }
-
         var request = new MessageWriter();
         request.UInt32((uint)command.Inputs.Count);
         foreach (var input in command.Inputs)
@@ -185,6 +180,12 @@ public sealed class DecodeWorkerPool : IDisposable
         }
 
         request.String(command.FilterGraph).Int64(frames.Length);
+        var worker = await RentAsync(cancellationToken);
+        if (worker is null)
+        {
+            return null;
+        }
+
         bool healthy = false;
         try
         {
@@ -211,7 +212,8 @@ public sealed class DecodeWorkerPool : IDisposable
                     int status = body.Int32();
                     long produced = body.Int64();
                     var log = Lines(body.String());
-                    long cpu = body.Int64() + body.Int64();
+                    body.Int64(); // user CPU, µs
+                    body.Int64(); // system CPU, µs
                     body.Int64(); // max RSS, KiB
                     string decoder = body.String();
                     body.End();
@@ -220,7 +222,7 @@ public sealed class DecodeWorkerPool : IDisposable
                         throw new DecodeWorkerFailedException($"the worker counted {produced} bytes but sent {filled}");
                     }
 
-                    worker.CpuMicroseconds = cpu;
+                    worker.Tainted = status != 0 || log.Length > 0;
                     return new WorkerDecodeResult(status, produced, log, decoder);
                 }
             }, cancellationToken);
@@ -306,10 +308,16 @@ public sealed class DecodeWorkerPool : IDisposable
         {
             worker = Worker.Start(_path, _limits);
         }
-        catch (Win32Exception e)
+        catch (Win32Exception e) when (e.NativeErrorCode is 2 or 8 or 13)
         {
+            // ENOENT, ENOEXEC, EACCES: there is no worker to run.
             _unavailable = $"the decode worker '{_path}' could not be started ({e.Message})";
             Volatile.Write(ref _checked, true);
+            return null;
+        }
+        catch (Win32Exception)
+        {
+            // EAGAIN, EMFILE and the like pass: this request uses the command line, the next tries again.
             return null;
         }
 
@@ -322,14 +330,25 @@ public sealed class DecodeWorkerPool : IDisposable
             {
                 _unavailable = $"the decode worker refused to start: {hello.Message}";
             }
-        }
-        catch (Exception e) when (e is DecodeWorkerFailedException or IOException or TimeoutException)
-        {
-            _unavailable = $"the decode worker did not start: {e.Message}; stderr: {worker.StderrTail}";
-        }
-        finally
-        {
+
             Volatile.Write(ref _checked, true);
+        }
+        catch (TimeoutException)
+        {
+            // A loaded machine: not a verdict on the worker.
+            worker.Dispose();
+            return null;
+        }
+        catch (Exception e) when (e is DecodeWorkerFailedException or IOException)
+        {
+            // It died before saying hello (a library it links is missing, say): that will not pass.
+            _unavailable = $"the decode worker did not start: {e.Message}; stderr: {worker.StderrTail}";
+            Volatile.Write(ref _checked, true);
+        }
+        catch
+        {
+            worker.Dispose();
+            throw;
         }
 
         if (_unavailable is not null)
@@ -343,8 +362,10 @@ public sealed class DecodeWorkerPool : IDisposable
 
     private void Return(Worker worker, bool healthy)
     {
-        bool keep = healthy && worker.Alive && worker.Requests < _limits.MaxRequests
-            && worker.CpuMicroseconds < _limits.CpuSeconds * 500_000L;
+        // A request that failed or made libav log an error may have left the process in any state (a
+        // hostile file's doing): the next request, perhaps another client's, gets a fresh worker.
+        bool keep = healthy && !worker.Tainted && worker.Alive && worker.Requests < _limits.MaxRequests
+            && (!_limits.Nvdec || worker.ResidentBytes() < _limits.MaxResidentBytes / 4 * 3);
         lock (_gate)
         {
             if (keep && !_disposed)
@@ -393,7 +414,30 @@ public sealed class DecodeWorkerPool : IDisposable
 
         public int Requests { get; private set; }
 
-        public long CpuMicroseconds { get; set; }
+        /// <summary>The last request failed or logged an error: the worker is not reused.</summary>
+        public bool Tainted { get; set; }
+
+        /// <summary>Resident memory now (VmRSS), or 0 when it cannot be read.</summary>
+        public long ResidentBytes()
+        {
+            try
+            {
+                foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
+                {
+                    if (line.StartsWith("VmRSS:", StringComparison.Ordinal)
+                        && long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib))
+                    {
+                        return kib * 1024;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+            {
+                // The worker ended meanwhile.
+            }
+
+            return 0;
+        }
 
         public bool Alive => Volatile.Read(ref _disposed) == 0 && !_process.HasExited;
 
@@ -495,7 +539,8 @@ public sealed class DecodeWorkerPool : IDisposable
             Requests++;
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(timeout);
-            using var watch = _maxResidentBytes > 0 ? new Timer(_ => WatchResident(), null, 0, 100) : null;
+            // Disposed (and any running check awaited) before the worker can go back to the pool.
+            await using var watch = _maxResidentBytes > 0 ? new Timer(_ => WatchResident(), null, 0, 100) : null;
             try
             {
                 var head = new byte[5];
@@ -553,23 +598,18 @@ public sealed class DecodeWorkerPool : IDisposable
         /// <summary>Kills an NVDEC worker whose resident memory passed its limit (its address space is not limited).</summary>
         private void WatchResident()
         {
-            try
+            long resident = ResidentBytes();
+            if (resident > _maxResidentBytes && Volatile.Read(ref _disposed) == 0)
             {
-                foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
+                _killedFor = $"worker killed: resident memory {resident} bytes over the {_maxResidentBytes}-byte limit";
+                try
                 {
-                    if (line.StartsWith("VmRSS:", StringComparison.Ordinal)
-                        && long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib)
-                        && kib * 1024 > _maxResidentBytes)
-                    {
-                        _killedFor = $"worker killed: resident memory {kib * 1024} bytes over the {_maxResidentBytes}-byte limit";
-                        _process.Kill();
-                        return;
-                    }
+                    _process.Kill();
                 }
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
-            {
-                // The worker ended meanwhile.
+                catch (InvalidOperationException)
+                {
+                    // Gone already.
+                }
             }
         }
 
@@ -715,8 +755,11 @@ public sealed class DecodeWorkerLimits
     /// <summary>Virtual memory a worker may map (RLIMIT_AS): past it allocations fail and the decode with them.</summary>
     public long AddressSpaceBytes { get; set; } = 8L << 30;
 
-    /// <summary>CPU seconds a worker may use over its life (RLIMIT_CPU); it is recycled at half of them.</summary>
-    public int CpuSeconds { get; set; } = 600;
+    /// <summary>
+    /// CPU seconds (all its threads together) one request may use (RLIMIT_CPU, moved before each request);
+    /// past it the worker is ended. A backstop behind the request's wall-clock deadline.
+    /// </summary>
+    public int CpuSeconds { get; set; } = 3600;
 
     /// <summary>Open file descriptors (RLIMIT_NOFILE).</summary>
     public int OpenFiles { get; set; } = 64;

@@ -111,10 +111,13 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
 
         var decode = reader.DecodeAsync(media, plan, FrameGeometry.FullFrame, cancellationToken: cancel.Token);
         await Poll.UntilAsync(() => ChildProcesses.Decoders(videos.Folder).Count > 0, TimeSpan.FromSeconds(10));
+        var decoding = ChildProcesses.Decoders(videos.Folder);
         cancel.Cancel();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => decode);
-        await Poll.UntilAsync(() => ChildProcesses.Decoders(videos.Folder).Count == 0, TimeSpan.FromSeconds(5));
+        // The process that was decoding is gone (killed, not merely done with the file or back in a pool).
+        await Poll.UntilAsync(() => !decoding.Any(Alive), TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(decoding, Alive);
         Assert.Empty(ChildProcesses.Decoders(videos.Folder));
         Assert.Equal(pipesBefore, CountPipeFiles());
     }
@@ -179,6 +182,8 @@ public sealed class VideoReaderSafetyTests(TestVideos videos)
         Assert.All(results, r => Assert.Equal(r.Views.Count * 8, r.Views.Sum(v => v.Frames.Count)));
         Assert.InRange(peak, 1, 2);
     }
+
+    private static bool Alive(int pid) => File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
 
     private static int CountPipeFiles() => Directory.EnumerateFiles(Path.GetTempPath(), "CoreFxPipe_*").Count();
 
