@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the CvrlServe HTTP API on the models in models/ (default model synthmotion-cvrl).
-# On a fresh Debian 12 machine with the .NET 10 SDK: installs ffmpeg with apt-get when missing (sudo when
-# not root), builds src/CvrlServe.Api in Release and runs it in the foreground (Ctrl+C stops it).
+# On a fresh Debian 12 machine with the .NET 10 SDK: installs ffmpeg and the decode worker's build needs
+# with apt-get when missing (sudo when not root), builds src/CvrlServe.Api in Release (the worker with it)
+# and runs it in the foreground (Ctrl+C stops it).
 #
 #   bash tools/serve.sh [ARGS...]          # ARGS go to the server, e.g. --Cvrl:MaxUploadBytes=1048576
 #
@@ -24,15 +25,22 @@ if ! command -v dotnet >/dev/null; then
   exit 1
 fi
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  echo "serve.sh: installing ffmpeg with apt-get" >&2
+# ffmpeg, and libav's headers with a C compiler for the decode worker (docs/decode-worker.md; without
+# them the build goes on and the service decodes with ffmpeg processes, saying so in /v1/models).
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+pkg-config --exists libavformat libavcodec libavfilter libswscale libavutil 2>/dev/null \
+  || missing+=(pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev)
+command -v make >/dev/null && command -v cc >/dev/null || missing+=(make gcc libc6-dev)
+if ((${#missing[@]})); then
+  echo "serve.sh: installing ${missing[*]} with apt-get" >&2
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "serve.sh: ffmpeg is missing and neither root nor sudo is available" >&2; exit 1; }
+    command -v sudo >/dev/null || { echo "serve.sh: ${missing[*]} missing and neither root nor sudo is available" >&2; exit 1; }
     sudo="sudo"
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 echo "serve.sh: building src/CvrlServe.Api (Release)" >&2
