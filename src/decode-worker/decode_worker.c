@@ -276,6 +276,9 @@ static void log_error(const char *what, int err)
 /* ---------------------------------------------------------------- opening an input as the CLI does */
 
 /* Opens `path` with the format options ffmpeg and ffprobe use here and reads the stream parameters. */
+/* The request's decoder allowlist (-codec_whitelist), or "" for none: set per request, one at a time. */
+static const char *request_decoders = "";
+
 static int open_input(AVFormatContext **out, const char *path, const char *formats, int64_t max_pixels)
 {
     AVFormatContext *ic = NULL;
@@ -283,6 +286,8 @@ static int open_input(AVFormatContext **out, const char *path, const char *forma
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
     av_dict_set(&opts, "format_whitelist", formats, 0);
     av_dict_set(&opts, "scan_all_pmts", "1", AV_DICT_DONT_OVERWRITE);
+    if (request_decoders[0])
+        av_dict_set(&opts, "codec_whitelist", request_decoders, 0);
     int ret = avformat_open_input(&ic, path, NULL, &opts);
     av_dict_free(&opts);
     if (ret < 0) {
@@ -296,7 +301,11 @@ static int open_input(AVFormatContext **out, const char *path, const char *forma
         return AVERROR(ENOMEM);
     }
     for (unsigned i = 0; i < ic->nb_streams; i++)
+    {
         av_dict_set_int(&stream_opts[i], "max_pixels", max_pixels, 0);
+        if (request_decoders[0])
+            av_dict_set(&stream_opts[i], "codec_whitelist", request_decoders, 0);
+    }
     unsigned counted = ic->nb_streams;
     ret = avformat_find_stream_info(ic, stream_opts);
     for (unsigned i = 0; i < counted; i++)
@@ -313,12 +322,20 @@ static int open_input(AVFormatContext **out, const char *path, const char *forma
 
 static int open_decoder_with(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads);
 
+static int open_decoder_allowed(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads, const char *allowed);
+
 static int open_decoder(AVCodecContext **out, AVStream *st, int64_t max_pixels, const char *threads)
 {
-    return open_decoder_with(out, st, avcodec_find_decoder(st->codecpar->codec_id), max_pixels, threads);
+    return open_decoder_allowed(out, st, avcodec_find_decoder(st->codecpar->codec_id), max_pixels, threads, request_decoders);
 }
 
+/* NVDEC's decoders are chosen here, not by the file, so the allowlist is not theirs. */
 static int open_decoder_with(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads)
+{
+    return open_decoder_allowed(out, st, codec, max_pixels, threads, "");
+}
+
+static int open_decoder_allowed(AVCodecContext **out, AVStream *st, const AVCodec *codec, int64_t max_pixels, const char *threads, const char *allowed)
 {
     if (!codec) {
         av_log(NULL, AV_LOG_ERROR, "Decoder (codec %s) not found for input stream #0:%d\n",
@@ -338,6 +355,8 @@ static int open_decoder_with(AVCodecContext **out, AVStream *st, const AVCodec *
     dec->pkt_timebase = st->time_base;
     AVDictionary *opts = NULL;
     av_dict_set_int(&opts, "max_pixels", max_pixels, 0);
+    if (allowed && allowed[0])
+        av_dict_set(&opts, "codec_whitelist", allowed, 0);
     if (threads)
         av_dict_set(&opts, "threads", threads, 0);
     ret = avcodec_open2(dec, codec, &opts);
@@ -527,7 +546,7 @@ static int probe(const char *path, const char *formats, int64_t max_pixels, Buf 
 
 typedef struct Input {
     /* from the request */
-    char *path, *seek, *duration, *formats;
+    char *path, *seek, *duration, *formats, *decoders;
     int64_t max_pixels;
     int64_t start_time;     /* -ss in microseconds, or AV_NOPTS_VALUE */
     int64_t recording_time; /* -t in microseconds, or INT64_MAX */
@@ -1262,6 +1281,7 @@ static void free_decode(Decode *d)
         av_freep(&in->seek);
         av_freep(&in->duration);
         av_freep(&in->formats);
+        av_freep(&in->decoders);
     }
     av_freep(&d->inputs);
     avfilter_graph_free(&d->graph);
@@ -1299,6 +1319,7 @@ static void handle_decode(Reader *r)
         in->seek = rd_str(r);
         in->duration = rd_str(r);
         in->formats = rd_str(r);
+        in->decoders = rd_str(r);
         in->max_pixels = rd_i64(r);
     }
     d.graph_desc = rd_str(r);
@@ -1320,8 +1341,11 @@ static void handle_decode(Reader *r)
             av_log(NULL, AV_LOG_ERROR, "Invalid pixel limit\n");
             ret = AVERROR(EINVAL);
         }
-        if (ret >= 0)
+        if (ret >= 0) {
+            request_decoders = in->decoders;
             ret = open_decode_input(in);
+            request_decoders = "";
+        }
     }
     if (ret >= 0)
         ret = run_decode(&d);
@@ -1345,6 +1369,7 @@ static void handle_probe(Reader *r)
 {
     char *path = rd_str(r);
     char *formats = rd_str(r);
+    char *decoders = rd_str(r);
     int64_t max_pixels = rd_i64(r);
     Buf json = { 0 };
     int ret;
@@ -1352,7 +1377,9 @@ static void handle_probe(Reader *r)
         av_log(NULL, AV_LOG_ERROR, "Malformed probe request\n");
         ret = AVERROR(EINVAL);
     } else {
+        request_decoders = decoders;
         ret = probe(path, formats, max_pixels, &json);
+        request_decoders = "";
     }
     Buf b = { 0 };
     buf_u32(&b, (uint32_t)ret);
@@ -1365,6 +1392,7 @@ static void handle_probe(Reader *r)
     free(json.data);
     av_free(path);
     av_free(formats);
+    av_free(decoders);
 }
 
 #endif /* BUILT_FOR_TESTED_LIBAV */

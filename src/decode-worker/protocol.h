@@ -8,9 +8,11 @@
  *       versions, AV_VERSION_INT), u8 ok, str message (why not ok: a libav major the worker was not
  *       built and tested against).
  * Reader -> worker:
- *   'P' probe:  str path, str allowed formats (comma list), i64 max pixels per frame.
+ *   'P' probe:  str path, str allowed formats (comma list), str allowed decoders (comma list, "" for
+ *               any), i64 max pixels per frame.
  *   'D' decode: u32 inputs, per input { str path, str seek ("" for none), str duration, str allowed
- *               formats, i64 max pixels }, str filter graph, i64 most output bytes to send.
+ *               formats, str allowed decoders, i64 max pixels }, str filter graph, i64 most output
+ *               bytes to send.
  *   'Q' quit.
  * Worker -> reader:
  *   'J' probe done: i32 status (0, or an AVERROR), str JSON (ffprobe's shape), str log.
@@ -23,7 +25,7 @@
 #ifndef CVRL_DECODE_WORKER_PROTOCOL_H
 #define CVRL_DECODE_WORKER_PROTOCOL_H
 
-#define WORKER_PROTOCOL 2
+#define WORKER_PROTOCOL 3
 
 /* A decode the worker does not reproduce exactly as ffmpeg's command line would (a stream whose frame
  * size or display matrix changes midway, an input that yields no picture): the reader runs the CLI. */

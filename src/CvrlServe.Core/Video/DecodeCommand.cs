@@ -53,7 +53,8 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
         IReadOnlyCollection<string> allowedFormats,
         bool seek,
         double seekGapSeconds = 2.0,
-        long maxPixelsPerFrame = 3840L * 2160)
+        long maxPixelsPerFrame = 3840L * 2160,
+        IReadOnlyCollection<string>? allowedDecoders = null)
     {
         ArgumentNullException.ThrowIfNull(media);
         ArgumentNullException.ThrowIfNull(plan);
@@ -76,7 +77,8 @@ public sealed record DecodeCommand(IReadOnlyList<DecodeInput> Inputs, string Fil
 
         // -max_pixels: a decoder refuses pictures larger than the limit even when the header lied about the size.
         string[] safety = ["-protocol_whitelist", "file", "-format_whitelist", string.Join(',', allowedFormats),
-            "-max_pixels", maxPixelsPerFrame.ToString(CultureInfo.InvariantCulture)];
+            "-max_pixels", maxPixelsPerFrame.ToString(CultureInfo.InvariantCulture),
+            .. allowedDecoders is { Count: > 0 } ? new[] { "-codec_whitelist", string.Join(',', allowedDecoders) } : []];
         // -ss counts from the container's start; frame i of the grid is shown at the video's start + i/R.
         double lead = (media.StartTime - media.ContainerStartTime).TotalSeconds;
         string rate = Number(grid.Rate);

@@ -49,7 +49,7 @@ internal sealed class DecodeWorkerFailedException(string message) : Exception(me
 public sealed class DecodeWorkerPool : IDisposable
 {
     /// <summary>The protocol this reader speaks (protocol.h).</summary>
-    public const int Protocol = 2;
+    public const int Protocol = 3;
 
     /// <summary>The status the worker answers when the command line must do the decode (WORKER_USE_CLI).</summary>
     public const int UseCliStatus = -0x43564C49;
@@ -133,10 +133,10 @@ public sealed class DecodeWorkerPool : IDisposable
     }
 
     /// <summary>Probes <paramref name="path"/> as ffprobe would; null when the pool is unavailable.</summary>
-    internal async Task<WorkerProbeResult?> ProbeAsync(string path, IReadOnlyList<string> formats, long maxPixels, TimeSpan timeout, CancellationToken cancellationToken)
+    internal async Task<WorkerProbeResult?> ProbeAsync(string path, IReadOnlyList<string> formats, IReadOnlyList<string> decoders, long maxPixels, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var request = new MessageWriter();
-        request.String(path).String(string.Join(',', formats)).Int64(maxPixels);
+        request.String(path).String(string.Join(',', formats)).String(string.Join(',', decoders)).Int64(maxPixels);
         var worker = await RentAsync(cancellationToken);
         if (worker is null)
         {
@@ -175,8 +175,8 @@ public sealed class DecodeWorkerPool : IDisposable
         request.UInt32((uint)command.Inputs.Count);
         foreach (var input in command.Inputs)
         {
-            var (seek, duration, formats, maxPixels) = InputOptions(input);
-            request.String(input.Path).String(seek).String(duration).String(formats).Int64(maxPixels);
+            var (seek, duration, formats, decoders, maxPixels) = InputOptions(input);
+            request.String(input.Path).String(seek).String(duration).String(formats).String(decoders).Int64(maxPixels);
         }
 
         request.String(command.FilterGraph).Int64(frames.Length);
@@ -249,9 +249,9 @@ public sealed class DecodeWorkerPool : IDisposable
     }
 
     /// <summary>The -ss, -t, -format_whitelist and -max_pixels values of one input (DecodeCommand's options).</summary>
-    internal static (string Seek, string Duration, string Formats, long MaxPixels) InputOptions(DecodeInput input)
+    internal static (string Seek, string Duration, string Formats, string Decoders, long MaxPixels) InputOptions(DecodeInput input)
     {
-        string seek = "", duration = "", formats = "";
+        string seek = "", duration = "", formats = "", decoders = "";
         long maxPixels = 0;
         var options = input.Options;
         for (int i = 0; i + 1 < options.Count; i += 2)
@@ -261,13 +261,14 @@ public sealed class DecodeWorkerPool : IDisposable
                 case "-ss": seek = options[i + 1]; break;
                 case "-t": duration = options[i + 1]; break;
                 case "-format_whitelist": formats = options[i + 1]; break;
+                case "-codec_whitelist": decoders = options[i + 1]; break;
                 case "-max_pixels": maxPixels = long.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
                 case "-protocol_whitelist" when options[i + 1] == "file": break;
                 default: throw new ArgumentException($"The decode worker does not take the input option '{options[i]}'.", nameof(input));
             }
         }
 
-        return (seek, duration, formats, maxPixels);
+        return (seek, duration, formats, decoders, maxPixels);
     }
 
     private static void Expect(char type, char expected)

@@ -20,6 +20,11 @@ public static class FfmpegErrors
     {
         ArgumentNullException.ThrowIfNull(stderr);
         var tail = Tail(stderr);
+        if (tail.Any(l => l.Contains("Codec (", StringComparison.Ordinal) && l.Contains("not on whitelist", StringComparison.OrdinalIgnoreCase)))
+        {
+            return new UnsupportedMediaException("The file holds a stream in a codec that is not accepted here.", tail, $"file '{fileName}'", inner);
+        }
+
         if (tail.Any(l => l.Contains("not on whitelist", StringComparison.OrdinalIgnoreCase)))
         {
             return new UnsupportedMediaException("The file is in a container format that is not accepted (playlists and concat lists are refused).", tail, $"file '{fileName}'", inner);

@@ -138,7 +138,7 @@ public sealed class VideoReader : IDisposable
         ArgumentNullException.ThrowIfNull(media);
         var effective = _options.Limits.Tighten(limits);
         effective.CheckMedia(media);
-        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false);
+        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false, allowedDecoders: _options.AllowedDecoders);
         long viewValues = ViewBytes(plan, command);
         effective.CheckDecodedBytes(command.ExpectedBytes + viewValues);
         return command.ExpectedBytes + viewValues + (withFloatTensors ? viewValues * sizeof(float) : 0);
@@ -179,7 +179,7 @@ public sealed class VideoReader : IDisposable
         effective.CheckMedia(media);
 
         var clock = Stopwatch.StartNew();
-        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds, effective.MaxPixelsPerFrame);
+        var command = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: true, _options.SeekGapSeconds, effective.MaxPixelsPerFrame, _options.AllowedDecoders);
         long needed = command.ExpectedBytes + ViewBytes(plan, command);
         effective.CheckDecodedBytes(needed);
         if (command.ExpectedBytes > Array.MaxLength)
@@ -209,7 +209,7 @@ public sealed class VideoReader : IDisposable
                 throw new DeadlineExceededException("Decoding the video", effective.ProcessTimeout, $"'{media.Path}': no time left for the read from the start");
             }
 
-            var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false, maxPixelsPerFrame: effective.MaxPixelsPerFrame);
+            var fromStart = DecodeCommand.Build(media, plan, geometry, _options.AllowedFormats, seek: false, maxPixelsPerFrame: effective.MaxPixelsPerFrame, allowedDecoders: _options.AllowedDecoders);
             (written, stderr) = await RunFfmpegAsync(fromStart, frames, left, cancellationToken);
             processes++;
             fallback = true;
@@ -310,7 +310,7 @@ public sealed class VideoReader : IDisposable
             await _processSlots.WaitAsync(cancellationToken);
             try
             {
-                probe = await _workers.ProbeAsync("file:" + file.FullName, _options.AllowedFormats, _options.Limits.MaxPixelsPerFrame, timeout, cancellationToken);
+                probe = await _workers.ProbeAsync("file:" + file.FullName, _options.AllowedFormats, _options.AllowedDecoders, _options.Limits.MaxPixelsPerFrame, timeout, cancellationToken);
             }
             catch (DecodeWorkerFailedException e)
             {
@@ -343,6 +343,7 @@ public sealed class VideoReader : IDisposable
             "-protocol_whitelist", "file", "-format_whitelist", string.Join(',', _options.AllowedFormats),
             // The server's pixel limit (not a request's: the result is cached for every request).
             "-max_pixels", _options.Limits.MaxPixelsPerFrame.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-codec_whitelist", string.Join(',', _options.AllowedDecoders),
             "-select_streams", "V:0", "-read_intervals", MediaInfoParser.ReadIntervals, "-show_entries", MediaInfoParser.Entries,
             "-i", "file:" + file.FullName,
         ];

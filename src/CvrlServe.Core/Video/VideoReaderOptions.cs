@@ -10,6 +10,27 @@ public sealed class VideoReaderOptions
     public static IReadOnlyList<string> DefaultAllowedFormats { get; } =
         ["mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "gif"];
 
+    /// <summary>
+    /// Decoders (libavcodec's names) a file may be probed and decoded with (ffmpeg's
+    /// <c>-codec_whitelist</c>, on both the command line and the decode worker): the video codecs of the
+    /// accepted containers and the audio and subtitle codecs found beside them, so that rarely used
+    /// decoders, and their bugs, stay out of reach of uploads. A file with a stream in another codec is
+    /// refused as unsupported (ffprobe opens a decoder for every stream).
+    /// </summary>
+    public static IReadOnlyList<string> DefaultAllowedDecoders { get; } =
+    [
+        // video
+        "h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libaom-av1", "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4", "h263", "h263p",
+        "flv", "mpeg1video", "mpeg2video", "mjpeg", "theora", "vp6", "vp6f", "wmv1", "wmv2", "wmv3", "vc1", "cinepak", "gif", "png",
+        "prores", "dnxhd", "rawvideo",
+        // audio
+        "aac", "aac_fixed", "aac_latm", "mp3float", "mp3", "mp2", "mp2float", "mp1", "mp1float", "ac3", "ac3_fixed", "eac3", "opus",
+        "vorbis", "flac", "alac", "wmav1", "wmav2", "amrnb", "amrwb", "adpcm_ima_wav", "adpcm_ms", "dca", "truehd",
+        "pcm_s16le", "pcm_s16be", "pcm_u8", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_f32le", "pcm_f64le", "pcm_mulaw", "pcm_alaw",
+        // subtitles
+        "mov_text", "srt", "subrip", "ssa", "ass", "webvtt", "dvdsub", "dvbsub",
+    ];
+
     /// <summary>Folder holding ffmpeg and ffprobe; null finds them on PATH.</summary>
     public string? BinaryFolder { get; set; }
 
@@ -20,6 +41,9 @@ public sealed class VideoReaderOptions
     public VideoLimits Limits { get; set; } = new();
 
     public IReadOnlyList<string> AllowedFormats { get; set; } = DefaultAllowedFormats;
+
+    /// <summary>Decoders a file may use (see <see cref="DefaultAllowedDecoders"/>).</summary>
+    public IReadOnlyList<string> AllowedDecoders { get; set; } = DefaultAllowedDecoders;
 
     /// <summary>Frames closer than this are read through rather than reached by a seek.</summary>
     public double SeekGapSeconds { get; set; } = 2.0;
@@ -61,6 +85,11 @@ public sealed class VideoReaderOptions
         if (AllowedFormats is not { Count: > 0 } || AllowedFormats.Any(f => string.IsNullOrWhiteSpace(f) || f.Any(c => !(char.IsAsciiLetterOrDigit(c) || c == '_'))))
         {
             problems.Add("AllowedFormats must name ffmpeg demuxers (letters, digits, '_')");
+        }
+
+        if (AllowedDecoders is not { Count: > 0 } || AllowedDecoders.Any(d => string.IsNullOrWhiteSpace(d) || d.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))))
+        {
+            problems.Add("AllowedDecoders must name libavcodec decoders (letters, digits, '_', '-')");
         }
 
         if (!(SeekGapSeconds > DecodeCommand.SeekMarginSeconds && double.IsFinite(SeekGapSeconds)))

@@ -186,6 +186,26 @@ public sealed class DecodeWorkerTests(TestVideos videos)
         Assert.Contains(error.StderrTail, l => l.Contains("resident memory", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(DecodePath.Cli)]
+    [InlineData(DecodePath.Worker)]
+    public async Task ACodecOffTheDecoderAllowlist_IsRefusedAsUnsupported_BothWays(DecodePath path)
+    {
+        // FFV1 in Matroska: an accepted container, a decoder that is not on the default allowlist.
+        string ffv1 = Path.Combine(videos.Folder, $"ffv1-{path}.mkv");
+        TestVideos.RunFfmpeg($"-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 10 -c:v ffv1 \"{ffv1}\"");
+        using var reader = new VideoReader(new VideoReaderOptions { DecodePath = path });
+        using var open = new VideoReader(new VideoReaderOptions { DecodePath = path, AllowedDecoders = [.. VideoReaderOptions.DefaultAllowedDecoders, "ffv1"] });
+
+        var refused = await Assert.ThrowsAsync<UnsupportedMediaException>(() => reader.GetMediaInfoAsync(ffv1));
+        var media = await open.GetMediaInfoAsync(ffv1);
+        var video = await open.DecodeAsync(media, SamplingPlan.Evaluation(media.Grid(), new ClipSpec(4, 2), 1), FrameGeometry.FullFrame);
+
+        Assert.Contains("codec that is not accepted", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(refused.StderrTail, l => l.Contains("Codec (ffv1) not on whitelist", StringComparison.Ordinal));
+        Assert.Equal(("ffv1", 1), (media.Codec, video.Views.Count));
+    }
+
     [Fact]
     public async Task NoWorkerBinary_TheReaderUsesTheCommandLine()
     {
