@@ -39,20 +39,14 @@ RUN sh tools/container/publish.sh publish Gpu /out/app
 # compiles to a stub that refuses at start, and the service decodes with ffmpeg processes and says why
 # in GET /v1/models. So the Ubuntu 24.04 bases (FFmpeg 6.1) run the command-line path for now.
 FROM ${CPU_BASE} AS worker-cpu
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
-      libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev \
- && rm -rf /var/lib/apt/lists/*
+COPY tools/container/worker-deps.sh /tmp/
+RUN sh /tmp/worker-deps.sh
 COPY src/decode-worker/ /src/decode-worker/
 RUN make -C /src/decode-worker OUT=/out
 
 FROM ${GPU_BASE} AS worker-gpu
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
-      libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev \
- && rm -rf /var/lib/apt/lists/*
+COPY tools/container/worker-deps.sh /tmp/
+RUN sh /tmp/worker-deps.sh
 COPY src/decode-worker/ /src/decode-worker/
 RUN make -C /src/decode-worker OUT=/out
 

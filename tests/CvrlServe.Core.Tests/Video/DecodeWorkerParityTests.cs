@@ -12,8 +12,7 @@ namespace CvrlServe.Core.Tests.Video;
 [Collection(IsolatedTests.Name)]
 public sealed class DecodeWorkerParityTests(ITestOutputHelper output)
 {
-    private static readonly string[] Extensions =
-        ["mp4", "avi", "mkv", "webm", "mov", "ogv", "ogg", "flv", "3gp", "asf", "wmv", "mpg", "mpeg", "ts", "m4v", "gif", "m4a", "nut", "rm", "rmvb"];
+    private static readonly string[] Extensions = [.. RealFootageTests.Extensions, "m4a", "nut"];
 
     /// <summary>The geometries the project uses: full frames, the small preset's crops, the three-crop evaluation.</summary>
     private static readonly FrameGeometry[] Geometries =

@@ -14,7 +14,8 @@ namespace CvrlServe.Core.Tests.Video;
 [Collection(IsolatedTests.Name)]
 public sealed class RealFootageTests(ITestOutputHelper output)
 {
-    private static readonly string[] Extensions =
+    /// <summary>The file extensions of the videos the real-footage and parity tests read.</summary>
+    internal static readonly string[] Extensions =
         ["mp4", "avi", "mkv", "webm", "mov", "ogv", "ogg", "flv", "3gp", "asf", "wmv", "mpg", "mpeg", "ts", "m4v", "gif", "rmvb", "rm"];
 
     /// <summary>CVRL_FOOTAGE, else the script's default cache folder.</summary>
