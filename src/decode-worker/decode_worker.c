@@ -1288,15 +1288,6 @@ static void free_decode(Decode *d)
     av_freep(&d->graph_desc);
 }
 
-static void usage_figures(Buf *b)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    buf_i64(b, (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec);
-    buf_i64(b, (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec);
-    buf_i64(b, ru.ru_maxrss);
-}
-
 static void handle_decode(Reader *r)
 {
     Decode d = { 0 };
@@ -1356,7 +1347,6 @@ reply:;
     pthread_mutex_lock(&log_lock);
     buf_str(&b, request_log.data ? request_log.data : "", request_log.len);
     pthread_mutex_unlock(&log_lock);
-    usage_figures(&b);
     if (!decoder_used.len)
         buf_printf(&decoder_used, "software");
     buf_str(&b, decoder_used.data, decoder_used.len);

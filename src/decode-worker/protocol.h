@@ -18,14 +18,13 @@
  *   'J' probe done: i32 status (0, or an AVERROR), str JSON (ffprobe's shape), str log.
  *   'F' frame: the rgb24 bytes of one output frame (rows packed).
  *   'E' decode done: i32 status (0, an AVERROR, or WORKER_USE_CLI), i64 bytes produced (all of them,
- *       including any not sent past the cap), str log, then the usage figures: i64 user CPU us, i64
- *       system CPU us, i64 max RSS KiB; then str decoder ("software", "nvdec", or "software (why
- *       NVDEC did not open)" when the worker runs with --nvdec).
+ *       including any not sent past the cap), str log, str decoder ("software", "nvdec", or
+ *       "software (why NVDEC did not open)" when the worker runs with --nvdec).
  */
 #ifndef CVRL_DECODE_WORKER_PROTOCOL_H
 #define CVRL_DECODE_WORKER_PROTOCOL_H
 
-#define WORKER_PROTOCOL 3
+#define WORKER_PROTOCOL 4
 
 /* A decode the worker does not reproduce exactly as ffmpeg's command line would (a stream whose frame
  * size or display matrix changes midway, an input that yields no picture): the reader runs the CLI. */

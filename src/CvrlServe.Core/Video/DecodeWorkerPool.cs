@@ -49,7 +49,7 @@ internal sealed class DecodeWorkerFailedException(string message) : Exception(me
 public sealed class DecodeWorkerPool : IDisposable
 {
     /// <summary>The protocol this reader speaks (protocol.h).</summary>
-    public const int Protocol = 3;
+    public const int Protocol = 4;
 
     /// <summary>The status the worker answers when the command line must do the decode (WORKER_USE_CLI).</summary>
     public const int UseCliStatus = -0x43564C49;
@@ -133,43 +133,26 @@ public sealed class DecodeWorkerPool : IDisposable
     }
 
     /// <summary>Probes <paramref name="path"/> as ffprobe would; null when the pool is unavailable.</summary>
-    internal async Task<WorkerProbeResult?> ProbeAsync(string path, IReadOnlyList<string> formats, IReadOnlyList<string> decoders, long maxPixels, TimeSpan timeout, CancellationToken cancellationToken)
+    internal Task<WorkerProbeResult?> ProbeAsync(string path, IReadOnlyList<string> formats, IReadOnlyList<string> decoders, long maxPixels, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var request = new MessageWriter();
         request.String(path).String(string.Join(',', formats)).String(string.Join(',', decoders)).Int64(maxPixels);
-        var worker = await RentAsync(cancellationToken);
-        if (worker is null)
+        return RequestAsync('P', request, timeout, "Reading the video's media information", async (reader, token) =>
         {
-            return null;
-        }
-
-        bool healthy = false;
-        try
-        {
-            var answer = await worker.RequestAsync('P', request.ToArray(), timeout, "Reading the video's media information", async (reader, token) =>
-            {
-                var (type, payload) = await reader.ReadMessageAsync(token);
-                Expect(type, 'J');
-                var body = new MessageReader(payload);
-                var result = new WorkerProbeResult(body.Int32(), body.String(), Lines(body.String()));
-                body.End();
-                worker.Tainted = result.Status != 0 || result.Log.Count > 0;
-                return result;
-            }, cancellationToken);
-            healthy = true;
-            return answer;
-        }
-        finally
-        {
-            Return(worker, healthy);
-        }
+            var (type, payload) = await reader.ReadMessageAsync(token);
+            Expect(type, 'J');
+            var body = new MessageReader(payload);
+            var result = new WorkerProbeResult(body.Int32(), body.String(), Lines(body.String()));
+            body.End();
+            return result;
+        }, r => r.Status == 0 && r.Log.Count == 0, cancellationToken);
     }
 
     /// <summary>
     /// Runs <paramref name="command"/> as ffmpeg would, writing the frames into <paramref name="frames"/>;
     /// null when the pool is unavailable.
     /// </summary>
-    internal async Task<WorkerDecodeResult?> DecodeAsync(DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
+    internal Task<WorkerDecodeResult?> DecodeAsync(DecodeCommand command, byte[] frames, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var request = new MessageWriter();
         request.UInt32((uint)command.Inputs.Count);
@@ -180,59 +163,36 @@ public sealed class DecodeWorkerPool : IDisposable
         }
 
         request.String(command.FilterGraph).Int64(frames.Length);
-        var worker = await RentAsync(cancellationToken);
-        if (worker is null)
+        return RequestAsync('D', request, timeout, "Decoding the video", async (reader, token) =>
         {
-            return null;
-        }
-
-        bool healthy = false;
-        try
-        {
-            var answer = await worker.RequestAsync('D', request.ToArray(), timeout, "Decoding the video", async (reader, token) =>
+            long filled = 0;
+            while (true)
             {
-                long filled = 0;
-                while (true)
+                var (type, length) = await reader.ReadHeaderAsync(token);
+                if (type == 'F')
                 {
-                    var (type, length) = await reader.ReadHeaderAsync(token);
-                    if (type == 'F')
+                    if (filled + length > frames.Length)
                     {
-                        if (filled + length > frames.Length)
-                        {
-                            throw new DecodeWorkerFailedException($"the worker sent {filled + length} bytes for a {frames.Length}-byte buffer");
-                        }
-
-                        await reader.ReadExactlyAsync(frames.AsMemory((int)filled, length), token);
-                        filled += length;
-                        continue;
+                        throw new DecodeWorkerFailedException($"the worker sent {filled + length} bytes for a {frames.Length}-byte buffer");
                     }
 
-                    Expect(type, 'E');
-                    var body = new MessageReader(await reader.ReadPayloadAsync(length, token));
-                    int status = body.Int32();
-                    long produced = body.Int64();
-                    var log = Lines(body.String());
-                    body.Int64(); // user CPU, µs
-                    body.Int64(); // system CPU, µs
-                    body.Int64(); // max RSS, KiB
-                    string decoder = body.String();
-                    body.End();
-                    if (produced < filled)
-                    {
-                        throw new DecodeWorkerFailedException($"the worker counted {produced} bytes but sent {filled}");
-                    }
-
-                    worker.Tainted = status != 0 || log.Length > 0;
-                    return new WorkerDecodeResult(status, produced, log, decoder);
+                    await reader.ReadExactlyAsync(frames.AsMemory((int)filled, length), token);
+                    filled += length;
+                    continue;
                 }
-            }, cancellationToken);
-            healthy = true;
-            return answer;
-        }
-        finally
-        {
-            Return(worker, healthy);
-        }
+
+                Expect(type, 'E');
+                var body = new MessageReader(await reader.ReadPayloadAsync(length, token));
+                var result = new WorkerDecodeResult(body.Int32(), body.Int64(), Lines(body.String()), body.String());
+                body.End();
+                if (result.Produced < filled)
+                {
+                    throw new DecodeWorkerFailedException($"the worker counted {result.Produced} bytes but sent {filled}");
+                }
+
+                return result;
+            }
+        }, r => r.Status == 0 && r.Log.Count == 0, cancellationToken);
     }
 
     public void Dispose()
@@ -248,7 +208,36 @@ public sealed class DecodeWorkerPool : IDisposable
         }
     }
 
-    /// <summary>The -ss, -t, -format_whitelist and -max_pixels values of one input (DecodeCommand's options).</summary>
+    /// <summary>
+    /// Runs one request on a rented worker and returns it to the pool; null when the pool is unavailable.
+    /// A request that failed, or whose answer is not <paramref name="clean"/> (an error status, libav
+    /// errors logged), leaves its worker out of the pool.
+    /// </summary>
+    private async Task<T?> RequestAsync<T>(char type, MessageWriter request, TimeSpan timeout, string operation,
+        Func<PipeReader, CancellationToken, Task<T>> read, Func<T, bool> clean, CancellationToken cancellationToken)
+        where T : class
+    {
+        byte[] payload = request.ToArray();
+        var worker = await RentAsync(cancellationToken);
+        if (worker is null)
+        {
+            return null;
+        }
+
+        bool healthy = false;
+        try
+        {
+            var answer = await worker.RequestAsync(type, payload, timeout, operation, read, cancellationToken);
+            healthy = clean(answer);
+            return answer;
+        }
+        finally
+        {
+            Return(worker, healthy);
+        }
+    }
+
+    /// <summary>The -ss, -t, -format_whitelist, -codec_whitelist and -max_pixels values of one input (DecodeCommand's options).</summary>
     internal static (string Seek, string Duration, string Formats, string Decoders, long MaxPixels) InputOptions(DecodeInput input)
     {
         string seek = "", duration = "", formats = "", decoders = "";
@@ -365,7 +354,7 @@ public sealed class DecodeWorkerPool : IDisposable
     {
         // A request that failed or made libav log an error may have left the process in any state (a
         // hostile file's doing): the next request, perhaps another client's, gets a fresh worker.
-        bool keep = healthy && !worker.Tainted && worker.Alive && worker.Requests < _limits.MaxRequests
+        bool keep = healthy && worker.Alive && worker.Requests < _limits.MaxRequests
             && (!_limits.Nvdec || worker.ResidentBytes() < _limits.MaxResidentBytes / 4 * 3);
         lock (_gate)
         {
@@ -414,9 +403,6 @@ public sealed class DecodeWorkerPool : IDisposable
         }
 
         public int Requests { get; private set; }
-
-        /// <summary>The last request failed or logged an error: the worker is not reused.</summary>
-        public bool Tainted { get; set; }
 
         /// <summary>Resident memory now (VmRSS), or 0 when it cannot be read.</summary>
         public long ResidentBytes()
