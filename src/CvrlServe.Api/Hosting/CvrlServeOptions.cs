@@ -146,6 +146,9 @@ public sealed class CvrlServeOptions : IValidatableObject
     [Range(2, 1_000_000)]
     public int MaxArchiveEntries { get; set; } = 10_000;
 
+    /// <summary>The video library: where entries and jobs are stored, and when an upload becomes a job.</summary>
+    public LibraryOptions Library { get; set; } = new();
+
     public string FullModelsFolder => Path.GetFullPath(ModelsFolder);
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
@@ -240,6 +243,38 @@ public sealed class KeyOptions
 
     /// <summary>When set, every /v1 request needs a key; otherwise only admin endpoints do.</summary>
     public bool RequireKey { get; set; }
+}
+
+/// <summary>The video library (stored embeddings, search) and the store that also holds the jobs.</summary>
+public sealed class LibraryOptions
+{
+    /// <summary>An Npgsql connection string: replicas share one PostgreSQL database. Unset: SQLite in <see cref="SqliteFile"/>.</summary>
+    public string? Postgres { get; set; }
+
+    /// <summary>The SQLite file when no PostgreSQL is configured; DATA/library.db when unset. One process per file.</summary>
+    public string? SqliteFile { get; set; }
+
+    /// <summary>An upload longer than this many seconds is stored by a background job (202); 0 makes every upload a job.</summary>
+    [Range(0, 86_400)]
+    public double JobAboveSeconds { get; set; } = 120;
+
+    /// <summary>How often each replica reads other replicas' writes into its search index, in seconds.</summary>
+    [Range(0.05, 3600)]
+    public double SyncIntervalSeconds { get; set; } = 2;
+
+    /// <summary>Ingest jobs run at once per replica, and how many may wait.</summary>
+    [Range(1, 64)]
+    public int ConcurrentJobs { get; set; } = 1;
+
+    [Range(1, 10_000)]
+    public int QueuedJobs { get; set; } = 32;
+
+    /// <summary>Webhooks called when an ingest job ends: allowlisted hosts and the HMAC secret (off until both are set).</summary>
+    public Library.WebhookOptions Webhooks { get; set; } = new();
+
+    /// <summary>Most entries one batch classification reads.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxBatchClassify { get; set; } = 10_000;
 }
 
 /// <summary>A fixed window per client (its API key, else its address).</summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Reflection;
 using System.Threading.RateLimiting;
+using CvrlServe.Api.Library;
 using CvrlServe.Api.Resources;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
@@ -58,9 +59,26 @@ public static class CvrlServeRegistration
         services.AddSingleton<UploadReader>();
         services.AddSingleton<CvrlMetrics>();
         services.AddSingleton<RequestLog>();
-        services.AddSingleton(sp => new Jobs.JobStore(Path.Combine(sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value.FullDataFolder, "jobs"), sp.GetRequiredService<ILogger<Jobs.JobStore>>()));
+        // The library's database holds the entries and the jobs; the library's start applies its migrations,
+        // so it is registered before every hosted service that reads jobs.
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value;
+            return o.Library.Postgres is { Length: > 0 } postgres
+                ? LibraryDatabase.Postgres(postgres)
+                : LibraryDatabase.Sqlite(o.Library.SqliteFile ?? Path.Combine(o.FullDataFolder, "library.db"));
+        });
+        services.AddSingleton(sp => new VideoStore(sp.GetRequiredService<LibraryDatabase>()));
+        services.AddSingleton<VideoLibrary>();
+        services.AddHostedService(sp => sp.GetRequiredService<VideoLibrary>());
+        services.AddSingleton<LibraryIngest>();
+        services.AddSingleton<IHostResolver, DnsHostResolver>();
+        services.AddSingleton(sp => new WebhookSender(sp.GetRequiredService<IOptions<CvrlServeOptions>>().Value.Library.Webhooks, sp.GetRequiredService<IHostResolver>(), sp.GetRequiredService<ILogger<WebhookSender>>()));
+        services.AddSingleton(sp => new Jobs.JobStore(sp.GetRequiredService<LibraryDatabase>(), sp.GetRequiredService<ILogger<Jobs.JobStore>>()));
         services.AddSingleton<Jobs.ProbeArchiveJobs>();
         services.AddHostedService(sp => sp.GetRequiredService<Jobs.ProbeArchiveJobs>());
+        services.AddSingleton<IngestJobs>();
+        services.AddHostedService(sp => sp.GetRequiredService<IngestJobs>());
         CvrlMetrics.StartExporter();
 
         services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Stabilize);
@@ -132,7 +150,7 @@ public static class CvrlServeRegistration
             v1.RequireAuthorization(ApiKeyHandler.ClientPolicy);
         }
 
-        v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi().MapJobsApi();
+        v1.MapModelsApi().MapEmbeddingsApi().MapClassifyApi().MapProbesApi().MapJobsApi().MapVideosApi().MapSearchApi();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithMetadata(ManagementEndpoint.Health);
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).WithMetadata(ManagementEndpoint.Health);
         var scrape = app.MapMetrics("/metrics").WithMetadata(ManagementEndpoint.Metrics);

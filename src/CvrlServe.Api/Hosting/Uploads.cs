@@ -23,8 +23,9 @@ public sealed class ApiProblemException(ProblemHttpResult problem, TimeSpan? ret
 /// </summary>
 public sealed class Upload : IDisposable
 {
-    internal Upload(string path, long length, string sha256, IReadOnlyDictionary<string, string> fields)
+    internal Upload(string path, long length, string sha256, IReadOnlyDictionary<string, string> fields, string? fileName = null)
     {
+        FileName = fileName;
         Path = path;
         Length = length;
         Sha256 = sha256;
@@ -32,6 +33,9 @@ public sealed class Upload : IDisposable
     }
 
     public string Path { get; }
+
+    /// <summary>The file name the client gave the part, as sent (hostile: for display only, after sanitizing; never a path).</summary>
+    public string? FileName { get; }
 
     public long Length { get; }
 
@@ -95,6 +99,7 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
         string? path = null;
         long length = 0;
         string? sha = null;
+        string? fileName = null;
         try
         {
             var reader = new MultipartReader(boundary, request.Body) { HeadersCountLimit = 16, HeadersLengthLimit = 8192 };
@@ -119,6 +124,8 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
                         throw new ApiProblemException(Problems.Invalid(fileField, $"Send one '{fileField}' part."));
                     }
 
+                    fileName = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value;
+                    fileName = fileName is { Length: > 1024 } ? fileName[..1024] : fileName;
                     path = System.IO.Path.Combine(Folder, $"{Guid.NewGuid():N}.upload");
                     (length, sha) = await CopyAsync(section.Body, path, maxBytes, cancellationToken);
                 }
@@ -149,7 +156,7 @@ public sealed class UploadReader(IOptions<CvrlServeOptions> options)
             throw new ApiProblemException(Problems.Invalid(fileField, $"The form has no '{fileField}' part."));
         }
 
-        return new Upload(path, length, sha, fields);
+        return new Upload(path, length, sha, fields, fileName);
     }
 
     /// <summary>

@@ -1,88 +1,75 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text.Json;
-using CvrlServe.Core.Storage;
+using CvrlServe.Api.Library;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CvrlServe.Api.Jobs;
 
 /// <summary>
-/// Background jobs recorded on disk, one <c>{id}.json</c> per job in <see cref="Folder"/>, so that a restart
-/// loses none and every replica sharing the folder answers for every job: each write goes to a temporary
-/// file (named with a GUID, so no two writers share one) in the same folder that then replaces the record in
-/// one rename, so a reader (or a crash) only ever sees a whole record. Every read-modify-write (updates,
-/// heartbeats, recovery, retention) runs under one lock file, <c>.lock</c> in the folder (see
-/// <see cref="FileLock"/>), across threads and processes alike: a job finished by one replica is never
-/// overwritten by another's stale view of it, and concurrent updates are never lost. Ids are made here (32
-/// lower-case hex digits) and an id that is not of that form never becomes a path.
+/// Background jobs recorded in the library's database (<see cref="LibraryDatabase"/>: SQLite by default,
+/// PostgreSQL for replicas), so that a restart loses none and every replica on the same database answers for
+/// every job. Every read-modify-write (updates, heartbeats, recovery) runs in one write transaction, so a job
+/// finished by one replica is never overwritten by another's stale view of it and concurrent updates are
+/// never lost. Ids are made here (32 lower-case hex digits); anything else is no job.
 /// <para>
 /// Each store has an <see cref="Instance"/> id, new for every process start. A job records the instance that
 /// created it; that instance's updates and <see cref="HeartbeatAsync"/> keep its heartbeat fresh, and
 /// <see cref="RecoverAsync"/> (run by any replica, at start and periodically) marks failed only the jobs
-/// whose heartbeat is older than a lease: a replica starting never interrupts another's live job.
+/// whose heartbeat is older than a lease: a replica starting never interrupts another's live job. A job
+/// that can be resumed (its input survived) is taken over with <see cref="ClaimAsync"/> instead.
+/// </para>
+/// <para>
+/// A job may carry a <em>payload</em>: what its runner needs to run it again after a restart. The payload
+/// is the server's (it may name files) and never appears in the <see cref="JobRecord"/> clients see.
 /// </para>
 /// </summary>
 public sealed partial class JobStore
 {
-    private const string RecordSuffix = ".json";
-    private const string TemporarySuffix = ".tmp";
+    private const string Columns = "id, kind, state, progress, message, created_ms, updated_ms, owner, result, error, instance, heartbeat_ms";
 
-    /// <summary>A temporary file this old is a dead writer's leftover: a live write takes milliseconds.</summary>
-    private static readonly TimeSpan StaleTemporary = TimeSpan.FromMinutes(10);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        WriteIndented = true,
-        RespectNullableAnnotations = true,
-        RespectRequiredConstructorParameters = true,
-    };
-
-    private readonly FileLock _lock;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _reportedUnreadable = new(StringComparer.Ordinal);
+    private readonly LibraryDatabase _database;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
-    /// <summary>Opens (creating it if needed) the folder that holds the job records.</summary>
-    public JobStore(string folder, ILogger<JobStore>? logger = null, TimeProvider? timeProvider = null)
+    public JobStore(LibraryDatabase database, ILogger<JobStore>? logger = null, TimeProvider? timeProvider = null)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
-        Folder = Path.GetFullPath(folder);
-        Directory.CreateDirectory(Folder);
-        _lock = new FileLock(Path.Combine(Folder, ".lock"));
+        _database = database ?? throw new ArgumentNullException(nameof(database));
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
     }
-
-    public string Folder { get; }
 
     /// <summary>This store's process: 16 random hex digits, new for every start.</summary>
     public string Instance { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
     /// <summary>True for a string of the form this store issues as an id: exactly 32 lower-case hex digits.</summary>
-    public static bool IsValidId(string? id) => id is { Length: 32 } && id.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+    public static bool IsValidId(string? id) => VideoStore.IsValidId(id);
 
     /// <summary>
-    /// Records a new job, <see cref="JobState.Queued"/> at progress 0, held by this <see cref="Instance"/>, and
-    /// returns it once it is on disk.
+    /// Records a new job, <see cref="JobState.Queued"/> at progress 0, held by this <see cref="Instance"/>, with
+    /// an optional <paramref name="payload"/> (JSON the runner reads back with <see cref="PayloadAsync"/>).
     /// </summary>
-    public async Task<JobRecord> CreateAsync(string kind, string? owner, CancellationToken cancellationToken)
+    public async Task<JobRecord> CreateAsync(string kind, string? owner, CancellationToken cancellationToken, string? payload = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(kind);
-        var now = _time.GetUtcNow();
-        // A new id: no other writer knows it yet, so no lock is needed.
-        var job = new JobRecord(Guid.NewGuid().ToString("N"), kind, JobState.Queued, 0, null, now, now, owner, null, null, Instance, now);
-        await WriteAsync(job, cancellationToken).ConfigureAwait(false);
+        var now = Truncate(_time.GetUtcNow());
+        var job = new JobRecord(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), kind, JobState.Queued, 0, null, now, now, owner, null, null, Instance, now);
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await LibraryDatabase.ExecuteAsync(connection, null, $"INSERT INTO jobs ({Columns}, payload) VALUES (@id, @kind, @state, @progress, @message, @created, @updated, @owner, @result, @error, @instance, @heartbeat, @payload)",
+            cancellationToken, [.. Parameters(job), ("payload", payload)]).ConfigureAwait(false);
         return job;
     }
 
     /// <summary>
-    /// Applies <paramref name="change"/> to the job as it stands on disk and records the result, with no other
-    /// change to the same job in between, from any process sharing the folder (so concurrent updates are
-    /// never lost). Whatever <paramref name="change"/> returns, the id, kind, owner, instance and creation
-    /// time are kept, the update time is set to now (and the heartbeat too when this instance holds the job)
-    /// and progress is clamped to [0, 1]. Throws <see cref="JobNotFoundException"/> for an unknown or
-    /// malformed id (or an unreadable record) and <see cref="JobFinishedException"/> when the job has already
-    /// succeeded or failed, in which case <paramref name="change"/> is not called. When
-    /// <paramref name="change"/> throws, nothing is written.
+    /// Applies <paramref name="change"/> to the job as it stands and records the result, with no other change
+    /// to the same job in between, from any replica. Whatever <paramref name="change"/> returns, the id, kind,
+    /// owner, instance and creation time are kept, the update time is set to now (and the heartbeat too when
+    /// this instance holds the job) and progress is clamped to [0, 1]. Throws <see cref="JobNotFoundException"/>
+    /// for an unknown or malformed id and <see cref="JobFinishedException"/> when the job has already succeeded
+    /// or failed, in which case <paramref name="change"/> is not called. When <paramref name="change"/>
+    /// throws, nothing is written.
     /// </summary>
     public async Task<JobRecord> UpdateAsync(string id, Func<JobRecord, JobRecord> change, CancellationToken cancellationToken)
     {
@@ -92,30 +79,30 @@ public sealed partial class JobStore
             throw new JobNotFoundException("malformed job id");
         }
 
-        using (await _lock.AcquireAsync(cancellationToken).ConfigureAwait(false))
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await _database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var current = await ReadAsync(connection, transaction, id, cancellationToken).ConfigureAwait(false) ?? throw new JobNotFoundException($"no job {id}");
+        if (current.IsFinished)
         {
-            var current = await ReadAsync(id, cancellationToken).ConfigureAwait(false) ?? throw new JobNotFoundException($"no readable record for job {id} in '{Folder}'");
-            if (current.IsFinished)
-            {
-                throw new JobFinishedException(current);
-            }
-
-            var next = change(current) ?? throw new InvalidOperationException("The job change returned null.");
-            var now = _time.GetUtcNow();
-            next = next with
-            {
-                Id = current.Id,
-                Kind = current.Kind,
-                Owner = current.Owner,
-                CreatedUtc = current.CreatedUtc,
-                Instance = current.Instance,
-                UpdatedUtc = now,
-                HeartbeatUtc = current.Instance == Instance ? now : current.HeartbeatUtc,
-                Progress = double.IsNaN(next.Progress) ? current.Progress : Math.Clamp(next.Progress, 0, 1),
-            };
-            await WriteAsync(next, cancellationToken).ConfigureAwait(false);
-            return next;
+            throw new JobFinishedException(current);
         }
+
+        var next = change(current) ?? throw new InvalidOperationException("The job change returned null.");
+        var now = Truncate(_time.GetUtcNow());
+        next = next with
+        {
+            Id = current.Id,
+            Kind = current.Kind,
+            Owner = current.Owner,
+            CreatedUtc = current.CreatedUtc,
+            Instance = current.Instance,
+            UpdatedUtc = now,
+            HeartbeatUtc = current.Instance == Instance ? now : current.HeartbeatUtc,
+            Progress = double.IsNaN(next.Progress) ? current.Progress : Math.Clamp(next.Progress, 0, 1),
+        };
+        await WriteAsync(connection, transaction, next, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return next;
     }
 
     /// <summary>
@@ -127,97 +114,87 @@ public sealed partial class JobStore
     {
         ArgumentNullException.ThrowIfNull(ids);
         int stamped = 0;
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
         foreach (string id in ids.Where(IsValidId))
         {
-            using (await _lock.AcquireAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var job = await ReadAsync(id, cancellationToken).ConfigureAwait(false);
-                if (job is { IsFinished: false } && job.Instance == Instance)
-                {
-                    await WriteAsync(job with { HeartbeatUtc = _time.GetUtcNow() }, cancellationToken).ConfigureAwait(false);
-                    stamped++;
-                }
-            }
+            stamped += await LibraryDatabase.ExecuteAsync(connection, null, "UPDATE jobs SET heartbeat_ms = @now WHERE id = @id AND instance = @instance AND state IN ('queued', 'running')",
+                cancellationToken, ("now", Truncate(_time.GetUtcNow()).ToUnixTimeMilliseconds()), ("id", id), ("instance", Instance)).ConfigureAwait(false);
         }
 
         return stamped;
     }
 
-    /// <summary>
-    /// The job as last recorded, or null when <paramref name="id"/> is not a well-formed id (no path is then
-    /// built from it), when no such job exists, or when its record cannot be read (that is logged).
-    /// </summary>
-    public async Task<JobRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
-        IsValidId(id) ? await ReadAsync(id, cancellationToken).ConfigureAwait(false) : null;
-
-    /// <summary>
-    /// Whether job <paramref name="id"/> has a record file, readable or not, written within <paramref name="age"/>:
-    /// where <see cref="GetAsync"/> gives nothing, this tells a job that may be live (its heartbeats rewrite the
-    /// record) from one that is unknown or whose unreadable record nobody writes any more.
-    /// </summary>
-    public bool RecordChangedWithin(string id, TimeSpan age)
+    /// <summary>The job as last recorded, or null when <paramref name="id"/> is not a well-formed id or no such job exists.</summary>
+    public async Task<JobRecord?> GetAsync(string id, CancellationToken cancellationToken)
     {
-        var file = IsValidId(id) ? new FileInfo(PathOf(id)) : null;
-        return file is { Exists: true } && file.LastWriteTimeUtc > _time.GetUtcNow().UtcDateTime - age;
+        if (!IsValidId(id))
+        {
+            return null;
+        }
+
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await ReadAsync(connection, null, id, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Up to <paramref name="max"/> jobs, newest first; unreadable records are skipped (and logged).</summary>
-    public IReadOnlyList<JobRecord> List(int max)
+    /// <summary>The payload the job was created with, or null.</summary>
+    public async Task<string?> PayloadAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await LibraryDatabase.ScalarAsync<string>(connection, null, "SELECT payload FROM jobs WHERE id = @id", cancellationToken, ("id", id)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes over job <paramref name="id"/> for this <see cref="Instance"/> when it is unfinished and its
+    /// holder's heartbeat is older than <paramref name="lease"/> (its process is gone): the job is queued
+    /// again under this instance. Exactly one replica wins a race for the same job. Returns the job when
+    /// this call took it, else null.
+    /// </summary>
+    public async Task<JobRecord?> ClaimAsync(string id, TimeSpan lease, string message, CancellationToken cancellationToken)
+    {
+        var now = Truncate(_time.GetUtcNow());
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        int taken = await LibraryDatabase.ExecuteAsync(connection, null, """
+            UPDATE jobs SET instance = @instance, heartbeat_ms = @now, updated_ms = @now, state = 'queued', message = @message
+            WHERE id = @id AND state IN ('queued', 'running') AND heartbeat_ms < @cutoff
+            """, cancellationToken, ("instance", Instance), ("now", now.ToUnixTimeMilliseconds()), ("message", message), ("id", id), ("cutoff", (now - lease).ToUnixTimeMilliseconds())).ConfigureAwait(false);
+        return taken == 1 ? await ReadAsync(connection, null, id, cancellationToken).ConfigureAwait(false) : null;
+    }
+
+    /// <summary>Unfinished jobs of <paramref name="kind"/> whose heartbeat is older than <paramref name="lease"/>: candidates for <see cref="ClaimAsync"/>.</summary>
+    public async Task<IReadOnlyList<JobRecord>> StaleAsync(string kind, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await QueryAsync(connection, null, $"SELECT {Columns} FROM jobs WHERE kind = @kind AND state IN ('queued', 'running') AND heartbeat_ms < @cutoff ORDER BY created_ms",
+            cancellationToken, ("kind", kind), ("cutoff", (Truncate(_time.GetUtcNow()) - lease).ToUnixTimeMilliseconds())).ConfigureAwait(false);
+    }
+
+    /// <summary>Up to <paramref name="max"/> jobs, newest first; only <paramref name="owner"/>'s unless it is null.</summary>
+    public async Task<IReadOnlyList<JobRecord>> ListAsync(int max, CancellationToken cancellationToken, string? owner = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
-        return RecordIds()
-            .Select(id => Parse(id, () => File.ReadAllBytes(PathOf(id))))
-            .OfType<JobRecord>()
-            .OrderByDescending(job => job.CreatedUtc)
-            .ThenByDescending(job => job.Id, StringComparer.Ordinal)
-            .Take(max)
-            .ToArray();
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await QueryAsync(connection, null, $"SELECT {Columns} FROM jobs WHERE (@owner IS NULL OR owner = @owner) ORDER BY created_ms DESC, id DESC LIMIT @max",
+            cancellationToken, ("owner", owner), ("max", max)).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Marks failed, with <see cref="JobErrors.Interrupted"/>, every job still queued or running whose
-    /// heartbeat (<see cref="JobRecord.LastSeenUtc"/>) is older than <paramref name="lease"/>: the process that
-    /// held it is gone, whichever replica it was. Live jobs of other replicas, whose heartbeats are fresh, are
-    /// left alone, so any replica may call this at start and periodically. Also removes temporary files a
-    /// crashed writer left behind (those older than a few minutes; a live writer's are never touched).
-    /// Returns how many jobs were marked. Unreadable records are skipped and logged, never fatal.
+    /// heartbeat (<see cref="JobRecord.LastSeenUtc"/>) is older than <paramref name="lease"/> (of the given
+    /// kinds, or every kind when none are given): the process that held it is gone, whichever replica it was.
+    /// Live jobs of other replicas, whose heartbeats are fresh, are left alone, so any replica may call this
+    /// at start and periodically. Returns how many jobs were marked.
     /// </summary>
-    public async Task<int> RecoverAsync(TimeSpan lease, CancellationToken cancellationToken)
+    public async Task<int> RecoverAsync(TimeSpan lease, CancellationToken cancellationToken, params string[] kinds)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
-        var now = _time.GetUtcNow();
-        foreach (string temporary in Directory.EnumerateFiles(Folder, "*" + TemporarySuffix))
-        {
-            if (File.GetLastWriteTimeUtc(temporary) < now.UtcDateTime - StaleTemporary)
-            {
-                TryDelete(temporary);
-            }
-        }
-
-        int interrupted = 0;
-        foreach (string id in RecordIds())
-        {
-            // Read without the lock first: most records are finished or alive, and need no write.
-            if (Parse(id, () => File.ReadAllBytes(PathOf(id))) is not { IsFinished: false } seen || now - seen.LastSeenUtc <= lease)
-            {
-                continue;
-            }
-
-            using (await _lock.AcquireAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var job = await ReadAsync(id, cancellationToken).ConfigureAwait(false);
-                now = _time.GetUtcNow();
-                if (job is null || job.IsFinished || now - job.LastSeenUtc <= lease)
-                {
-                    continue;
-                }
-
-                var error = new JobError(JobErrors.Interrupted, "Interrupted", "The service process running the job stopped before the job finished; submit it again.");
-                await WriteAsync(job with { State = JobState.Failed, Error = error, Message = error.Detail, UpdatedUtc = now }, cancellationToken).ConfigureAwait(false);
-                interrupted++;
-            }
-        }
-
+        var now = Truncate(_time.GetUtcNow());
+        var error = new JobError(JobErrors.Interrupted, "Interrupted", "The service process running the job stopped before the job finished; submit it again.");
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        string kindFilter = kinds.Length == 0 ? "" : $" AND kind IN ({string.Join(", ", kinds.Select((_, i) => "@k" + i))})";
+        int interrupted = await LibraryDatabase.ExecuteAsync(connection, null,
+            $"UPDATE jobs SET state = 'failed', error = @error, message = @message, updated_ms = @now WHERE state IN ('queued', 'running') AND heartbeat_ms < @cutoff{kindFilter}",
+            cancellationToken, [("error", JsonSerializer.Serialize(error, Json)), ("message", error.Detail), ("now", now.ToUnixTimeMilliseconds()), ("cutoff", (now - lease).ToUnixTimeMilliseconds()),
+                .. kinds.Select((k, i) => ("k" + i, (object?)k))]).ConfigureAwait(false);
         if (interrupted > 0)
         {
             LogInterrupted(_logger, interrupted, lease.TotalSeconds);
@@ -228,124 +205,70 @@ public sealed partial class JobStore
 
     /// <summary>
     /// Deletes the records of finished jobs last updated more than <paramref name="age"/> ago and returns how
-    /// many went. Queued and running jobs are never deleted; unreadable records are left for a person to see.
+    /// many went. Queued and running jobs are never deleted.
     /// </summary>
     public async Task<int> DeleteOlderThanAsync(TimeSpan age, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(age, TimeSpan.Zero);
-        var cutoff = _time.GetUtcNow() - age;
-        int deleted = 0;
-        foreach (string id in RecordIds())
-        {
-            if (Parse(id, () => File.ReadAllBytes(PathOf(id))) is not { IsFinished: true } seen || seen.UpdatedUtc >= cutoff)
-            {
-                continue;
-            }
-
-            using (await _lock.AcquireAsync(cancellationToken).ConfigureAwait(false))
-            {
-                if (TryDelete(PathOf(id)))
-                {
-                    deleted++;
-                }
-            }
-        }
-
-        return deleted;
+        await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await LibraryDatabase.ExecuteAsync(connection, null, "DELETE FROM jobs WHERE state IN ('succeeded', 'failed') AND updated_ms < @cutoff",
+            cancellationToken, ("cutoff", (_time.GetUtcNow() - age).ToUnixTimeMilliseconds())).ConfigureAwait(false);
     }
 
-    private string PathOf(string id) => Path.Combine(Folder, id + RecordSuffix);
+    // Times are kept to the millisecond, so what a caller is given equals what it later reads back.
+    private static DateTimeOffset Truncate(DateTimeOffset time) => DateTimeOffset.FromUnixTimeMilliseconds(time.ToUnixTimeMilliseconds());
 
-    // Only names this store could have written count: anything else in the folder is not a job.
-    private string[] RecordIds() =>
-        Directory.EnumerateFiles(Folder, "*" + RecordSuffix)
-            .Select(Path.GetFileName)
-            .Where(name => name is not null && name.EndsWith(RecordSuffix, StringComparison.Ordinal))
-            .Select(name => name![..^RecordSuffix.Length])
-            .Where(IsValidId)
-            .ToArray();
+    private static (string, object?)[] Parameters(JobRecord job) =>
+    [
+        ("id", job.Id), ("kind", job.Kind), ("state", StateName(job.State)), ("progress", job.Progress), ("message", job.Message),
+        ("created", job.CreatedUtc.ToUnixTimeMilliseconds()), ("updated", job.UpdatedUtc.ToUnixTimeMilliseconds()), ("owner", job.Owner),
+        ("result", job.Result is { } result ? result.GetRawText() : null), ("error", job.Error is { } error ? JsonSerializer.Serialize(error, Json) : null),
+        ("instance", job.Instance), ("heartbeat", job.LastSeenUtc.ToUnixTimeMilliseconds()),
+    ];
 
-    private async Task<JobRecord?> ReadAsync(string id, CancellationToken cancellationToken)
+    private static string StateName(JobState state) => state switch
     {
-        byte[]? bytes;
-        try
-        {
-            bytes = await File.ReadAllBytesAsync(PathOf(id), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return Unreadable(id, e);
-        }
+        JobState.Queued => "queued",
+        JobState.Running => "running",
+        JobState.Succeeded => "succeeded",
+        _ => "failed",
+    };
 
-        return Parse(id, () => bytes);
-    }
+    private static Task<int> WriteAsync(DbConnection connection, DbTransaction transaction, JobRecord job, CancellationToken cancellationToken) =>
+        LibraryDatabase.ExecuteAsync(connection, transaction, """
+            UPDATE jobs SET state = @state, progress = @progress, message = @message, updated_ms = @updated, result = @result, error = @error, heartbeat_ms = @heartbeat
+            WHERE id = @id
+            """, cancellationToken, Parameters(job));
 
-    private JobRecord? Parse(string id, Func<byte[]> read)
+    private static async Task<JobRecord?> ReadAsync(DbConnection connection, DbTransaction? transaction, string id, CancellationToken cancellationToken)
     {
-        try
-        {
-            var job = JsonSerializer.Deserialize<JobRecord>(read(), Json);
-            return job is not null && job.Id == id ? job : throw new JsonException("the record is empty or names another job");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
-        {
-            return Unreadable(id, e);
-        }
+        var found = await QueryAsync(connection, transaction, $"SELECT {Columns} FROM jobs WHERE id = @id", cancellationToken, ("id", id)).ConfigureAwait(false);
+        return found.Count > 0 ? found[0] : null;
     }
 
-    private JobRecord? Unreadable(string id, Exception error)
+    private static async Task<IReadOnlyList<JobRecord>> QueryAsync(DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancellationToken, params (string, object?)[] parameters)
     {
-        // A record deleted between listing and reading (retention) is simply gone, not a fault. A damaged
-        // one is reported once per process, not at every periodic recovery.
-        if (error is not FileNotFoundException && _reportedUnreadable.TryAdd(id, 0))
+        await using var command = LibraryDatabase.Command(connection, transaction, sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var jobs = new List<JobRecord>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            LogUnreadable(_logger, id, error);
+            string? result = reader.IsDBNull(8) ? null : reader.GetString(8);
+            string? error = reader.IsDBNull(9) ? null : reader.GetString(9);
+            jobs.Add(new JobRecord(
+                reader.GetString(0), reader.GetString(1),
+                reader.GetString(2) switch { "queued" => JobState.Queued, "running" => JobState.Running, "succeeded" => JobState.Succeeded, _ => JobState.Failed },
+                reader.GetDouble(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
+                reader.IsDBNull(7) ? null : reader.GetString(7),
+                result is null ? null : JsonSerializer.Deserialize<JsonElement>(result),
+                error is null ? null : JsonSerializer.Deserialize<JobError>(error, Json),
+                reader.IsDBNull(10) ? null : reader.GetString(10),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(11))));
         }
 
-        return null;
+        return jobs;
     }
-
-    private async Task WriteAsync(JobRecord job, CancellationToken cancellationToken)
-    {
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(job, Json);
-        string temporary = Path.Combine(Folder, $"{job.Id}.{Guid.NewGuid():N}{TemporarySuffix}");
-        try
-        {
-            await using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.Asynchronous))
-            {
-                await stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
-                // On disk before the rename, so a power cut cannot leave a renamed but empty record.
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, PathOf(job.Id), overwrite: true);
-        }
-        catch
-        {
-            TryDelete(temporary);
-            throw;
-        }
-    }
-
-    private bool TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            LogNotDeleted(_logger, Path.GetFileName(path), e);
-            return false;
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job record {JobId} could not be read; skipped")]
-    private static partial void LogUnreadable(ILogger logger, string jobId, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job file {File} could not be deleted")]
-    private static partial void LogNotDeleted(ILogger logger, string file, Exception error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Count} job(s) whose process stopped (no heartbeat for {LeaseSeconds} s) were marked failed (interrupted)")]
     private static partial void LogInterrupted(ILogger logger, int count, double leaseSeconds);

@@ -76,7 +76,7 @@ public sealed partial class ProbeArchiveJobs(
             LogLocking(logger, locking);
         }
 
-        int interrupted = await jobs.RecoverAsync(Lease, cancellationToken);
+        int interrupted = await jobs.RecoverAsync(Lease, cancellationToken, Kind);
         await jobs.DeleteOlderThanAsync(Retention, cancellationToken);
         await DeleteAbandonedWorkAsync(cancellationToken);
         if (interrupted > 0)
@@ -98,7 +98,7 @@ public sealed partial class ProbeArchiveJobs(
             {
                 await jobs.UpdateAsync(id, r => r with { State = JobState.Failed, Error = error, Message = error.Detail }, cancellationToken);
             }
-            catch (Exception e) when (e is JobFinishedException or IOException or OperationCanceledException or CvrlException)
+            catch (Exception e) when (e is JobFinishedException or IOException or OperationCanceledException or CvrlException or System.Data.Common.DbException)
             {
                 // Finished meanwhile, or the store cannot be written now: the lease catches it.
             }
@@ -147,7 +147,7 @@ public sealed partial class ProbeArchiveJobs(
                 {
                     LogTakenOver(logger, job.JobId);
                 }
-                catch (Exception recording) when (recording is CvrlException or IOException or UnauthorizedAccessException)
+                catch (Exception recording) when (recording is CvrlException or IOException or UnauthorizedAccessException or System.Data.Common.DbException)
                 {
                     // The record cannot be written now: the queue goes on, and the lapsed heartbeat marks the job
                     // interrupted. Ending the queue here would stop every later job and the host with it.
@@ -178,7 +178,7 @@ public sealed partial class ProbeArchiveJobs(
                 Directory.Delete(extracted, recursive: true);
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException or System.Data.Common.DbException)
         {
             LogMaintenanceFailed(logger, e);
         }
@@ -195,12 +195,12 @@ public sealed partial class ProbeArchiveJobs(
                 try
                 {
                     await jobs.HeartbeatAsync(_held.Keys, stoppingToken);
-                    if (await jobs.RecoverAsync(Lease, stoppingToken) > 0)
+                    if (await jobs.RecoverAsync(Lease, stoppingToken, Kind) > 0)
                     {
                         await DeleteAbandonedWorkAsync(stoppingToken);
                     }
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CvrlException or System.Data.Common.DbException)
                 {
                     // A volume hiccup or a lock held too long: the next tick tries again, well within the lease.
                     LogMaintenanceFailed(logger, e);
@@ -225,11 +225,9 @@ public sealed partial class ProbeArchiveJobs(
             string name = Path.GetFileName(entry);
             string id = name.EndsWith(".zip", StringComparison.Ordinal) ? name[..^4] : name;
             var record = JobStore.IsValidId(id) ? await jobs.GetAsync(id, cancellationToken) : null;
-            if (record is { IsFinished: false } || (record is null && jobs.RecordChangedWithin(id, Lease)))
+            if (record is { IsFinished: false })
             {
-                // Live; or its record exists but cannot be read now, and was written within a lease, as a live
-                // job's heartbeats write it: not known to be abandoned. A record that stays unreadable stops
-                // being written, so its work goes after a lease.
+                // A live job's, this replica's or another's.
                 continue;
             }
 

@@ -9,7 +9,7 @@ namespace CvrlServe.Api.Resources;
 public sealed record JobsResponse(IReadOnlyList<JobRecord> Jobs);
 
 /// <summary>
-/// <c>GET /v1/jobs/{id}</c> and <c>GET /v1/jobs</c>: background work (probe training from archives today).
+/// <c>GET /v1/jobs/{id}</c> and <c>GET /v1/jobs</c>: background work (probe training from archives, long-video ingest into the library).
 /// A job is visible to the key that started it and to admin keys.
 /// </summary>
 public static class JobsApi
@@ -21,7 +21,7 @@ public static class JobsApi
             .WithSummary("A background job's state and progress")
             .WithDescription("State (queued, running, succeeded, failed), progress from 0 to 1, a message, the result when it succeeded, a problem when it failed. Any replica answers for any job. A job whose service process stopped is marked failed (urn:cvrlserve:problem:interrupted): at once when the process stops gracefully, else by any replica once its heartbeat is older than the lease (Cvrl:JobLeaseSeconds).")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        v1.MapGet("/jobs", List).WithName("ListJobs").WithTags("Jobs")
+        v1.MapGet("/jobs", ListAsync).WithName("ListJobs").WithTags("Jobs")
             .WithSummary("Recent jobs visible to this key, newest first");
         return v1;
     }
@@ -36,8 +36,8 @@ public static class JobsApi
         return job is not null && Visible(job, user) ? TypedResults.Ok(job) : Problems.NotFound($"No job '{(id.Length > 40 ? id[..40] + "…" : id)}'.");
     }
 
-    private static Ok<JobsResponse> List(JobStore jobs, ClaimsPrincipal user) =>
-        TypedResults.Ok(new JobsResponse(jobs.List(int.MaxValue).Where(j => Visible(j, user)).Take(100).ToArray()));
+    private static async Task<Ok<JobsResponse>> ListAsync(JobStore jobs, ClaimsPrincipal user, CancellationToken cancellationToken) =>
+        TypedResults.Ok(new JobsResponse(await jobs.ListAsync(100, cancellationToken, user.IsInRole("admin") ? null : Owner(user))));
 
     private static bool Visible(JobRecord job, ClaimsPrincipal user) => user.IsInRole("admin") || job.Owner == Owner(user);
 }

@@ -1,10 +1,12 @@
 using System.Globalization;
 using CvrlServe.Api.Jobs;
+using CvrlServe.Api.Library;
+using CvrlServe.Api.Tests.Library;
 
 namespace CvrlServe.Api.Tests.Jobs;
 
-/// <summary>Several stores on one folder, as replicas on one volume: each its own instance, no lock shared in memory.</summary>
-public sealed partial class JobStoreTests
+/// <summary>Several stores on one database, as replicas: each its own instance, no lock shared in memory.</summary>
+public abstract partial class JobStoreTests
 {
     [Fact]
     public async Task RecoverAsync_AnotherReplicasJob_LeftAloneWhileItsHeartbeatIsFresh_InterruptedOnceItLapses()
@@ -66,7 +68,7 @@ public sealed partial class JobStoreTests
     }
 
     [Fact]
-    public async Task UpdateAsync_TwoStoresOnOneFolder_ConcurrentIncrementsNoneLost()
+    public async Task UpdateAsync_TwoStoresOnOneDatabase_ConcurrentIncrementsNoneLost()
     {
         var stores = new[] { NewStore(), NewStore() };
         var job = await stores[0].CreateAsync("embed", null, CancellationToken.None);
@@ -75,24 +77,60 @@ public sealed partial class JobStoreTests
             j with { Message = (int.Parse(j.Message ?? "0", CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture) }, CancellationToken.None))));
 
         Assert.Equal("30", (await NewStore().GetAsync(job.Id, CancellationToken.None))!.Message);
-        Assert.Empty(Directory.GetFiles(Folder, "*.tmp"));
     }
 
     [Fact]
-    public async Task RecoverAsync_RecordFromBeforeHeartbeats_ItsUpdateTimeStandsIn()
+    public async Task ClaimAsync_StaleJob_TakenOnceByOneReplicaWithItsPayload_FreshOrFinishedNever()
     {
-        var store = NewStore();
-        string Record(string id, DateTimeOffset updated) =>
-            $$"""{"id":"{{id}}","kind":"embed","state":"running","progress":0.5,"message":null,"createdUtc":"{{updated:O}}","updatedUtc":"{{updated:O}}","owner":null,"result":null,"error":null}""";
-        string stale = Guid.NewGuid().ToString("N");
-        string fresh = Guid.NewGuid().ToString("N");
-        await File.WriteAllTextAsync(Path.Combine(Folder, stale + ".json"), Record(stale, _time.Now - Lease - TimeSpan.FromSeconds(1)));
-        await File.WriteAllTextAsync(Path.Combine(Folder, fresh + ".json"), Record(fresh, _time.Now));
+        var dead = NewStore();
+        var stale = await dead.CreateAsync("video-ingest", "alice", CancellationToken.None, payload: "{\"sha256\":\"abc\"}");
+        await dead.UpdateAsync(stale.Id, j => j with { State = JobState.Running, Progress = 0.5 }, CancellationToken.None);
+        var done = await dead.UpdateAsync((await dead.CreateAsync("video-ingest", null, CancellationToken.None)).Id, j => j with { State = JobState.Succeeded }, CancellationToken.None);
+        _time.Now += Lease + TimeSpan.FromSeconds(1);
+        var alive = NewStore();
+        var fresh = await alive.CreateAsync("video-ingest", null, CancellationToken.None);
+        var replicas = new[] { NewStore(), NewStore(), NewStore() };
 
-        Assert.Equal(1, await store.RecoverAsync(Lease, CancellationToken.None));
+        Assert.Equal([stale.Id], (await replicas[0].StaleAsync("video-ingest", Lease, CancellationToken.None)).Select(j => j.Id));
+        Assert.Empty(await replicas[0].StaleAsync("probe-archive", Lease, CancellationToken.None));
+        var claims = await Task.WhenAll(replicas.Select(r => Task.Run(() => r.ClaimAsync(stale.Id, Lease, "taken over", CancellationToken.None))));
+        var claimed = Assert.Single(claims, c => c is not null)!;
+        Assert.Null(await replicas[0].ClaimAsync(fresh.Id, Lease, "taken over", CancellationToken.None));
+        Assert.Null(await replicas[0].ClaimAsync(done.Id, Lease, "taken over", CancellationToken.None));
 
-        Assert.Equal(JobState.Failed, (await store.GetAsync(stale, CancellationToken.None))!.State);
-        var untouched = (await store.GetAsync(fresh, CancellationToken.None))!;
-        Assert.Equal((JobState.Running, null, null), (untouched.State, untouched.Instance, untouched.HeartbeatUtc));
+        var winner = replicas[Array.IndexOf(claims, claimed)];
+        Assert.Equal((JobState.Queued, winner.Instance, _time.Now, "taken over", "alice"), (claimed.State, claimed.Instance, claimed.HeartbeatUtc, claimed.Message, claimed.Owner));
+        Assert.Equal("{\"sha256\":\"abc\"}", await winner.PayloadAsync(stale.Id, CancellationToken.None));
+        // Taken over, it is fresh again: nobody marks it interrupted.
+        Assert.Equal(0, await winner.RecoverAsync(Lease, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task RecoverAsync_OnlyTheKindsNamed_OthersLeftForTheirRunner()
+    {
+        var dead = NewStore();
+        var archive = await dead.CreateAsync("probe-archive", null, CancellationToken.None);
+        var ingest = await dead.CreateAsync("video-ingest", null, CancellationToken.None);
+        _time.Now += Lease + TimeSpan.FromSeconds(1);
+
+        Assert.Equal(1, await NewStore().RecoverAsync(Lease, CancellationToken.None, "probe-archive"));
+
+        Assert.Equal(JobState.Failed, (await dead.GetAsync(archive.Id, CancellationToken.None))!.State);
+        Assert.Equal(JobState.Queued, (await dead.GetAsync(ingest.Id, CancellationToken.None))!.State);
+    }
+}
+
+public sealed class SqliteJobStoreTests : JobStoreTests, IDisposable
+{
+    private readonly TempFolder _temp = new();
+
+    protected override Task<LibraryDatabase> NewDatabaseAsync() => Task.FromResult(LibraryDatabase.Sqlite(_temp.Combine("library.db")));
+
+    public void Dispose() => _temp.Dispose();
+}
+
+[Collection(SharedPostgres.Name)]
+public sealed class PostgresJobStoreTests(PostgresServer server) : JobStoreTests
+{
+    protected override async Task<LibraryDatabase> NewDatabaseAsync() => LibraryDatabase.Postgres(await server.CreateDatabaseAsync());
 }

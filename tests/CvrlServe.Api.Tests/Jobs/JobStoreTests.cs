@@ -1,25 +1,35 @@
 using System.Globalization;
 using System.Text.Json;
 using CvrlServe.Api.Jobs;
+using CvrlServe.Api.Library;
 using Microsoft.Extensions.Logging;
 
 namespace CvrlServe.Api.Tests.Jobs;
 
-public sealed partial class JobStoreTests : IDisposable
+/// <summary>The job store's contract, run against SQLite and a real PostgreSQL server (see the subclasses at the end).</summary>
+public abstract partial class JobStoreTests : IAsyncLifetime
 {
-    private readonly TempFolder _temp = new();
     private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
-
-    public void Dispose() => _temp.Dispose();
-
-    private string Folder => _temp.Combine("jobs");
+    private LibraryDatabase? _database;
 
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
-    private JobStore NewStore(ILogger<JobStore>? logger = null) => new(Folder, logger, _time);
+    /// <summary>A new, empty database of the kind under test.</summary>
+    protected abstract Task<LibraryDatabase> NewDatabaseAsync();
+
+    public async Task InitializeAsync()
+    {
+        _database = await NewDatabaseAsync();
+        await _database.MigrateAsync(CancellationToken.None);
+    }
+
+    public virtual async Task DisposeAsync() => await _database!.DisposeAsync();
+
+    /// <summary>A store on the test's database: each call a new instance, as another replica (or a restart) would be.</summary>
+    private JobStore NewStore(ILogger<JobStore>? logger = null) => new(_database!, logger, _time);
 
     [Fact]
-    public async Task CreateAsync_NewJob_QueuedAndOnDiskUnderItsId()
+    public async Task CreateAsync_NewJob_QueuedAndStoredUnderItsId()
     {
         var store = NewStore();
 
@@ -27,8 +37,6 @@ public sealed partial class JobStoreTests : IDisposable
 
         Assert.True(JobStore.IsValidId(job.Id));
         Assert.Equal((JobState.Queued, 0d, "probe-training", "alice"), (job.State, job.Progress, job.Kind, job.Owner));
-        Assert.Equal([job.Id + ".json"], Directory.GetFiles(Folder).Select(Path.GetFileName));
-        Assert.Contains("\"state\": \"queued\"", await File.ReadAllTextAsync(Path.Combine(Folder, job.Id + ".json")), StringComparison.Ordinal);
         Assert.Equal(job, await NewStore().GetAsync(job.Id, CancellationToken.None));
     }
 
@@ -68,8 +76,7 @@ public sealed partial class JobStoreTests : IDisposable
         var store = NewStore();
         var job = await store.CreateAsync("embed", null, CancellationToken.None);
         await store.UpdateAsync(job.Id, j => j with { State = final }, CancellationToken.None);
-        string path = Path.Combine(Folder, job.Id + ".json");
-        byte[] before = await File.ReadAllBytesAsync(path);
+        var before = await store.GetAsync(job.Id, CancellationToken.None);
         bool called = false;
 
         var error = await Assert.ThrowsAsync<JobFinishedException>(() => store.UpdateAsync(job.Id, j =>
@@ -81,7 +88,7 @@ public sealed partial class JobStoreTests : IDisposable
         Assert.False(called);
         Assert.Equal(final, error.Job.State);
         Assert.Contains("can no longer change", error.Message, StringComparison.Ordinal);
-        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+        Assert.Equal(before, await store.GetAsync(job.Id, CancellationToken.None));
     }
 
     [Fact]
@@ -99,19 +106,15 @@ public sealed partial class JobStoreTests : IDisposable
     [InlineData("0123456789abcdef0123456789abcdef0")]
     [InlineData("0123456789abcdef0123456789abcdeg")]
     [InlineData("")]
+    [InlineData("' OR '1'='1")]
     public async Task GetAndUpdate_InvalidId_NullAndNothingTouched(string id)
     {
         var store = NewStore();
-        // A record planted exactly where a store that trusted the id would look: it must stay unseen and unchanged.
-        string planted = Path.GetFullPath(Path.Combine(Folder, id + ".json"));
-        var now = _time.GetUtcNow();
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new JobRecord(id, "embed", JobState.Queued, 0, null, now, now, null, null, null), JsonSerializerOptions.Web);
-        await File.WriteAllBytesAsync(planted, bytes);
+        var job = await store.CreateAsync("embed", null, CancellationToken.None);
 
         Assert.Null(await store.GetAsync(id, CancellationToken.None));
         await Assert.ThrowsAsync<JobNotFoundException>(() => store.UpdateAsync(id, j => j with { State = JobState.Running }, CancellationToken.None));
-        Assert.Equal(bytes, await File.ReadAllBytesAsync(planted));
-        Assert.Empty(store.List(10));
+        Assert.Equal([job], await store.ListAsync(10, CancellationToken.None));
     }
 
     [Fact]
@@ -125,8 +128,8 @@ public sealed partial class JobStoreTests : IDisposable
             _time.Now += TimeSpan.FromSeconds(1);
         }
 
-        Assert.Equal([ids[3], ids[2], ids[1]], store.List(3).Select(j => j.Id));
-        Assert.Equal(4, store.List(100).Count);
+        Assert.Equal([ids[3], ids[2], ids[1]], (await store.ListAsync(3, CancellationToken.None)).Select(j => j.Id));
+        Assert.Equal(4, (await store.ListAsync(100, CancellationToken.None)).Count);
     }
 
     [Fact]
@@ -159,38 +162,6 @@ public sealed partial class JobStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task RecoverAsync_CorruptAndStrayFiles_SkippedLoggedAndLeftoversRemoved()
-    {
-        var store = NewStore();
-        var queued = await store.CreateAsync("embed", null, CancellationToken.None);
-        string garbage = Guid.NewGuid().ToString("N");
-        await File.WriteAllTextAsync(Path.Combine(Folder, garbage + ".json"), "{ not json");
-        string truncated = Guid.NewGuid().ToString("N");
-        await File.WriteAllTextAsync(Path.Combine(Folder, truncated + ".json"), """{"id":"x"}""");
-        string leftover = Path.Combine(Folder, queued.Id + ".abc.tmp");
-        await File.WriteAllTextAsync(leftover, "half a record");
-        File.SetLastWriteTimeUtc(leftover, (_time.Now - TimeSpan.FromHours(1)).UtcDateTime);
-        // A live writer's temporary (another replica's, mid-write) is not a leftover.
-        string live = Path.Combine(Folder, queued.Id + ".def.tmp");
-        await File.WriteAllTextAsync(live, "being written");
-        File.SetLastWriteTimeUtc(live, _time.Now.UtcDateTime);
-        var logger = new ListLogger<JobStore>();
-        _time.Now += Lease + TimeSpan.FromSeconds(1);
-
-        var restarted = NewStore(logger);
-        int marked = await restarted.RecoverAsync(Lease, CancellationToken.None);
-
-        Assert.Equal(1, marked);
-        Assert.False(File.Exists(leftover));
-        Assert.True(File.Exists(live));
-        Assert.Equal("{ not json", await File.ReadAllTextAsync(Path.Combine(Folder, garbage + ".json")));
-        Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains(garbage, StringComparison.Ordinal));
-        Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains(truncated, StringComparison.Ordinal));
-        Assert.Null(await restarted.GetAsync(garbage, CancellationToken.None));
-        Assert.Equal([queued.Id], restarted.List(10).Select(j => j.Id));
-    }
-
-    [Fact]
     public async Task UpdateAsync_FiftyConcurrentIncrements_NoneLost()
     {
         var store = NewStore();
@@ -211,8 +182,6 @@ public sealed partial class JobStoreTests : IDisposable
         await Task.WhenAll(updates);
 
         Assert.Equal("50", (await NewStore().GetAsync(job.Id, CancellationToken.None))!.Message);
-        Assert.Single(Directory.GetFiles(Folder, "*.json"));
-        Assert.Empty(Directory.GetFiles(Folder, "*.tmp"));
     }
 
     [Fact]
