@@ -51,7 +51,7 @@ public static class SearchApi
         v1.MapPost("/search", SearchAsync).WithName("Search").WithTags("Library")
             .WithSummary("Find stored videos or clips similar to a stored video, an embedding or an uploaded video")
             .WithDescription("JSON: `videoId` (optionally `clip`) of a stored video, or `embedding` with its `modelId`. multipart/form-data: an uploaded `file` (embedded first with `model`). Then `k` (1–1000, default 10), `scope` (`video` or `clip`), `tag`. Exact: every stored vector of the space is compared (SIMD dot products of L2-normalized vectors = cosine).")
-            .Accepts<SearchRequest>("application/json")
+            .Accepts<SearchRequest>("application/json", "multipart/form-data")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .DisableAntiforgery();
         return v1;
