@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CvrlServe.Api.Tests;
@@ -17,9 +18,12 @@ public sealed class CvrlApiFactory : WebApplicationFactory<Program>
     public const string ClientKey = "client-key-0123456789abcdef";
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
-    public CvrlApiFactory(IDictionary<string, string?>? settings = null, Action<string>? prepareModels = null)
+    /// <param name="services">Replaces services after the app's own registration: only for seams the real part cannot fill here (a DNS resolver).</param>
+    public CvrlApiFactory(IDictionary<string, string?>? settings = null, Action<string>? prepareModels = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         Root = Directory.CreateTempSubdirectory("cvrl-api-").FullName;
         ModelsFolder = System.IO.Path.Combine(Root, "models");
         DataFolder = System.IO.Path.Combine(Root, "data");
@@ -96,6 +100,11 @@ public sealed class CvrlApiFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings)
         {
             builder.UseSetting(key, value);
+        }
+
+        if (_services is not null)
+        {
+            builder.ConfigureTestServices(_services);
         }
     }
 

@@ -144,6 +144,8 @@ public sealed partial class IngestJobs(
             throw new InvalidRequestException("The job's video is no longer on the server; upload it again.");
         }
 
+        // A job taken over at start must not race the models' first load.
+        await models.Started.WaitAsync(cancellationToken);
         using var lease = models.Registry.Acquire(payload.Model);
         var request = new IngestRequest(FileOf(id), payload.Sha256, payload.Bytes, (await jobs.GetAsync(id, cancellationToken))?.Owner ?? "anonymous", payload.Name, payload.Tags);
         var (entry, created) = await ingest.IngestAsync(request, lease.Model, null,

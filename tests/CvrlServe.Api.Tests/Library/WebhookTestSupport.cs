@@ -22,11 +22,15 @@ internal sealed record ReceivedWebhook(string Method, string Path, string? Conte
 internal sealed class WebhookReceiver : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly TaskCompletionSource<ReceivedWebhook> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _hits;
 
     private WebhookReceiver(WebApplication app) => _app = app;
 
     public ConcurrentQueue<ReceivedWebhook> Requests { get; } = new();
+
+    /// <summary>Completes with the first request, once it is recorded.</summary>
+    public Task<ReceivedWebhook> First => _first.Task;
 
     public Func<int, HttpContext, Task> Respond { get; set; } = (_, context) =>
     {
@@ -55,8 +59,10 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body, context.RequestAborted);
         var headers = context.Request.Headers;
-        Requests.Enqueue(new ReceivedWebhook(context.Request.Method, context.Request.Path.Value ?? "", headers.ContentType.ToString(),
-            headers["X-Cvrl-Event"].ToString(), headers["X-Cvrl-Signature"].ToString(), body.ToArray()));
+        var received = new ReceivedWebhook(context.Request.Method, context.Request.Path.Value ?? "", headers.ContentType.ToString(),
+            headers["X-Cvrl-Event"].ToString(), headers["X-Cvrl-Signature"].ToString(), body.ToArray());
+        Requests.Enqueue(received);
+        _first.TrySetResult(received);
         await Respond(Interlocked.Increment(ref _hits), context);
     }
 
