@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a Debian 12 machine with the .NET 10
-# SDK (ffmpeg and libav's headers for the decode worker; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
+# SDK (ffmpeg and libav's headers for the decode worker; PostgreSQL 15 for the library's store tests; Debian's python3-torchvision and python3-onnx for the PyTorch-import and ONNX-checker
 # tests; chromium for the Swagger UI test; nginx for the gateway test; the dotnet local tools), fetches
 # the real footage the Core tests embed (tools/fetch-footage.sh: Debian packages unpacked, not installed, into
 # ~/.cache/cvrl/footage), checks formatting, builds and runs every test project, builds the Dockerfile's
@@ -22,6 +22,10 @@ command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || missing+=(ma
 # nginx for the gateway test. The test runs its own nginx process on a free loopback port with its own
 # config; it never uses the package's service (which apt starts where an init system allows it).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+# PostgreSQL's server binaries for the video library's contract and replica tests: each test run starts its
+# own server (initdb + pg_ctl as the postgres user, in a temporary folder, on a Unix socket only), never the
+# package's service.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql-15)
 # podman and debootstrap build and check the container image (tools/container/check.sh); curl probes it.
 command -v podman >/dev/null 2>&1 || missing+=(podman fuse-overlayfs uidmap)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
