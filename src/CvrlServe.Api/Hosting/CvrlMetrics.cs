@@ -16,6 +16,7 @@ public sealed class CvrlMetrics : IDisposable
     private readonly Histogram<double> _inference;
     private readonly Histogram<double> _queue;
     private readonly Histogram<int> _clips;
+    private readonly Histogram<double> _search;
     private long _inFlight;
 
     private static readonly double[] Seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -41,7 +42,7 @@ public sealed class CvrlMetrics : IDisposable
     /// <summary>Publishes every .NET meter (ours, ASP.NET Core's, the runtime's) to prometheus-net's registry; idempotent.</summary>
     public static void StartExporter() => _ = Exporter.Value;
 
-    public CvrlMetrics(IMeterFactory meters, VideoReader reader, ModelRegistryService models)
+    public CvrlMetrics(IMeterFactory meters, VideoReader reader, ModelRegistryService models, Library.VideoLibrary library)
     {
         ArgumentNullException.ThrowIfNull(meters);
         _meter = meters.Create(MeterName);
@@ -49,6 +50,7 @@ public sealed class CvrlMetrics : IDisposable
         _inference = _meter.CreateHistogram<double>("inference_duration", "s", "Encoder time per video (its batches)");
         _queue = _meter.CreateHistogram<double>("batch_queue_wait", "s", "Time a video's clips waited for the encoder");
         _clips = _meter.CreateHistogram<int>("request_clips", "{clip}", "Clips (views) per request sent to the encoder");
+        _search = _meter.CreateHistogram<double>("library_search_duration", "s", "Time to scan a search index (exact cosine over every vector of the space)");
         _meter.CreateObservableGauge("requests_in_flight", () => Interlocked.Read(ref _inFlight), "{request}",
             "Video requests (embed, classify) being served: uploading, decoding, waiting for or running the encoder. The autoscaling signal (deploy/k8s).");
         _meter.CreateObservableGauge("decoded_memory_in_use", () => reader.MemoryBudget.InUseBytes, "By", "Decoded-memory budget in use");
@@ -66,10 +68,19 @@ public sealed class CvrlMetrics : IDisposable
                 ? [new Measurement<long>(use.Nvdec, new KeyValuePair<string, object?>("decoder", "nvdec")), new Measurement<long>(use.Software, new KeyValuePair<string, object?>("decoder", "software"))]
                 : Array.Empty<Measurement<long>>(),
             "{decode}", "With NVDEC enabled: decodes served by NVDEC and in software");
+        _meter.CreateObservableGauge("library_vectors", () => library.Counts().SelectMany(c => new[]
+            {
+                new Measurement<long>(c.Videos, new KeyValuePair<string, object?>("scope", "video"), new KeyValuePair<string, object?>("model_id", c.ModelId[..Math.Min(12, c.ModelId.Length)])),
+                new Measurement<long>(c.Clips, new KeyValuePair<string, object?>("scope", "clip"), new KeyValuePair<string, object?>("model_id", c.ModelId[..Math.Min(12, c.ModelId.Length)])),
+            }), "{vector}", "Vectors in this replica's search indexes, by scope and embedding space (the first 12 digits of its model id)");
+        _meter.CreateObservableGauge("library_sequence", () => library.Seen, "{change}", "The library change-log sequence this replica's search indexes reflect (equal on every replica once synced)");
         _meter.CreateObservableGauge("model_ready", () => models.Registry.List().Select(s =>
             new Measurement<int>(s.Ready ? 1 : 0, new KeyValuePair<string, object?>("model", s.Name), new KeyValuePair<string, object?>("provider", s.Provider ?? "none"))),
             null, "1 when the model is loaded and serving, by model and execution provider");
     }
+
+    /// <summary>Records one search's scan time.</summary>
+    public void RecordSearch(TimeSpan scan) => _search.Record(scan.TotalSeconds);
 
     /// <summary>Records one embedded video's stage times and view count.</summary>
     /// <summary>Counts a video request in <c>requests_in_flight</c> until the scope is disposed.</summary>

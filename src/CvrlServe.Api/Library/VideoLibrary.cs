@@ -43,6 +43,10 @@ public sealed partial class VideoLibrary(VideoStore store, IOptions<CvrlServeOpt
         await base.StartAsync(cancellationToken);
     }
 
+    /// <summary>How many videos and clips each embedding space's index holds.</summary>
+    public IReadOnlyList<(string ModelId, long Videos, long Clips)> Counts() =>
+        _indexes.Select(i => i.Value.Count is var (videos, clips) ? (i.Key, (long)videos, (long)clips) : default).ToArray();
+
     /// <summary>The index of <paramref name="modelId"/>'s space, or null when nothing in that space is stored.</summary>
     public SearchIndex? IndexOf(string modelId) => _indexes.GetValueOrDefault(modelId);
 

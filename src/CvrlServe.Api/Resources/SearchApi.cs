@@ -58,7 +58,7 @@ public static class SearchApi
     }
 
     private static async Task<Results<Ok<SearchResponse>, ProblemHttpResult>> SearchAsync(
-        HttpContext context, VideoLibrary library, UploadReader uploads, ModelRegistryService models, VideoEmbedder embedder, IOptions<CvrlServeOptions> options)
+        HttpContext context, VideoLibrary library, UploadReader uploads, ModelRegistryService models, VideoEmbedder embedder, CvrlMetrics metrics, IOptions<CvrlServeOptions> options)
     {
         var cancellationToken = context.RequestAborted;
         string? owner = VideosApi.Scope(context.User);
@@ -160,6 +160,7 @@ public static class SearchApi
         string? tag = request.Tag;
         var hits = index?.Search(query, k, scope.Value, e =>
             (owner is null || e.Owner == owner) && (tag is null || e.Tags.Contains(tag)) && !(excludeSelf && e.Id == self)) ?? [];
+        metrics.RecordSearch(clock.Elapsed);
         var (videos, clipRows) = index?.Count ?? (0, 0);
         return TypedResults.Ok(new SearchResponse(modelId, scope == SearchScope.Video ? "video" : "clip", k,
             hits.Select(h => new SearchHitResponse(h.Entry.Id, h.Entry.Name, h.Clip, h.Start, h.End, h.Score)).ToArray(),

@@ -99,7 +99,7 @@ public static class VideosApi
             .WithSummary("A stored video; with `embeddings=true` its video and per-clip embeddings")
             .ProducesProblem(StatusCodes.Status404NotFound);
         v1.MapGet("/videos", ListAsync).WithName("ListVideos").WithTags("Library")
-            .WithSummary("The caller's stored videos, newest first, paged (`page` from 1, `pageSize` up to 200), optionally with a tag or of one model")
+            .WithSummary("The caller's stored videos, newest first, paged (`page` from 1, `pageSize` up to 200), optionally with a `tag` or in one embedding space (`modelId`)")
             .ProducesProblem(StatusCodes.Status400BadRequest);
         v1.MapDelete("/videos/{id}", DeleteAsync).WithName("DeleteVideo").WithTags("Library")
             .WithSummary("Delete a stored video (admin)")
@@ -173,7 +173,7 @@ public static class VideosApi
     }
 
     private static async Task<Results<Ok<VideoListResponse>, ProblemHttpResult>> ListAsync(
-        VideoStore store, ClaimsPrincipal user, CancellationToken cancellationToken, string? tag = null, string? model = null, int page = 1, int pageSize = 50)
+        VideoStore store, ClaimsPrincipal user, CancellationToken cancellationToken, string? tag = null, string? modelId = null, int page = 1, int pageSize = 50)
     {
         if (page < 1 || page > 1_000_000)
         {
@@ -190,8 +190,8 @@ public static class VideosApi
             return Problems.Invalid("tag", "A tag is 1–64 characters of letters, digits, '.', '_', ':' or '-'.");
         }
 
-        // A model is named by its id here (the space the entries were embedded in), so old entries stay listable after a model changes.
-        var found = await store.ListAsync(Scope(user), tag, model, page, pageSize, cancellationToken);
+        // The space is named by its model id (what the entries were embedded in), so old entries stay listable after a model changes.
+        var found = await store.ListAsync(Scope(user), tag, modelId, page, pageSize, cancellationToken);
         bool more = (long)page * pageSize < found.Total;
         return TypedResults.Ok(new VideoListResponse(found.Entries.Select(e => VideoResponses.Of(e, existing: true, null)).ToArray(), page, pageSize, found.Total, more ? page + 1 : null));
     }
