@@ -9,7 +9,7 @@
 #      tmpfs /tmp, a host folder as the /data volume), then: the image's HEALTHCHECK command exits 0,
 #      /v1/models says uploads go to the decode worker,
 #      /health/ready answers 200, a committed sample embeds through /v1/embeddings, the image's `cvrl embed`
-#      gives the same embedding, a training command of that cvrl refuses clearly (no libtorch), and SIGTERM
+#      gives the same embedding, the sample is stored in the library and found by search, a training command of that cvrl refuses clearly (no libtorch), and SIGTERM
 #      ends the service with exit 0.
 # `podman run` cannot work here (crun cannot set rlimits in this sandbox), hence the chroot. Needs root,
 # podman, debootstrap, curl, python3. Prints "container check: passed" or fails with the reason.
@@ -137,6 +137,16 @@ cos = sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y
 assert cos > 0.9999, cos
 print(f"container check: service and cvrl embeddings agree (dimension {dimension}, cosine {cos:.6f})")
 PY
+
+# The video library in the image (SQLite in the /data volume, its native library from the publish): the
+# sample stored, then found by search as its own nearest neighbour when asked to include itself.
+curl -sf -F "file=@$sample" -F tags=check "http://127.0.0.1:$port/v1/videos" -o "$data/stored.json" || fail "storing $sample in the library"
+stored="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$data/stored.json")"
+curl -sf -H 'Content-Type: application/json' -d "{\"videoId\": \"$stored\", \"excludeSelf\": false, \"k\": 1}" "http://127.0.0.1:$port/v1/search" \
+  | python3 -c 'import json, sys; hits = json.load(sys.stdin)["hits"]; sys.exit(0 if hits and hits[0]["videoId"] == sys.argv[1] else 1)' "$stored" \
+  || fail "searching the library"
+[ -s "$data/library.db" ] || fail "the library's SQLite file is not in the /data volume"
+echo "container check: the library stores and searches (SQLite in /data)"
 
 # The image's cvrl has no libtorch: a training command says so (exit 1) instead of failing to load it.
 code=0
