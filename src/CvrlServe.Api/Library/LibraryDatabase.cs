@@ -207,8 +207,9 @@ public sealed class LibraryDatabase : IAsyncDisposable
         }
         else
         {
-            // Pooled SQLite connections keep the file open; a disposed store lets it go.
-            SqliteConnection.ClearAllPools();
+            // Pooled SQLite connections keep the file open; a disposed store lets its own go (no one else's).
+            using var connection = new SqliteConnection(_sqlite);
+            SqliteConnection.ClearPool(connection);
         }
     }
 
