@@ -30,6 +30,9 @@ internal static class Cli
           cvrl embed --model models/NAME [--per-clip] [--cpu] VIDEO...|--list FILE|--folder DIR
                      [--shard i/N|auto/N] [--out FILE.jsonl [--retry-failed]] [--allow-refused] [--concurrency N]
           cvrl embed --server URL [--api-key KEY] [--model NAME] [--retries N] [--timeout S] (same options)
+          cvrl embed --server URL --library [--tags a,b] (same options but --per-clip)
+              stores each video in the service's library (POST /v1/videos; a long video's job is followed);
+              the line records the entry (id, sha256, existing) instead of an embedding; resumable the same way
               one JSON line per video: embedding, model id, per-clip embeddings with times, stage timings.
               --folder: its videos, recursively; --list: one path per line. --shard: this worker's share
               (SHA-256 of the path mod N; auto/N reads JOB_COMPLETION_INDEX). --out: resumable (a rerun

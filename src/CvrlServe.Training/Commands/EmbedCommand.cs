@@ -15,12 +15,17 @@ namespace CvrlServe.Training.Commands;
 /// Each video ends one of three ways: embedded; refused for good (not a video, undecodable, past a limit:
 /// recorded in <c>--out</c> and not tried again without <c>--retry-failed</c>); or unfinished (the server
 /// unreachable after the retries, a bad answer, an unexpected error: not recorded, so the next run tries it
-/// again). Exit 0 when every video is embedded (or refused, with <c>--allow-refused</c>), 1 otherwise; a
+/// again). With <c>--library</c> the service stores each video in its library (<c>POST /v1/videos</c>, following
+/// the job of a long one) and the line records the entry (id, sha256, whether it was already stored) instead
+/// of an embedding; the same resumable output, retries and shards. Exit 0 when every video is embedded (or refused, with <c>--allow-refused</c>), 1 otherwise; a
 /// refused key or a model that changes under the run stops it.
 /// </summary>
 internal static class EmbedCommand
 {
-    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--per-clip", "--cpu", "--retry-failed", "--allow-refused" };
+    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--per-clip", "--cpu", "--retry-failed", "--allow-refused", "--library" };
+
+    /// <summary>How often a library job's state is read while the service stores a long video.</summary>
+    internal static TimeSpan JobPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     private static readonly JsonSerializerOptions JsonLines = new(EncoderManifest.Json) { WriteIndented = false };
 
@@ -43,7 +48,30 @@ internal static class EmbedCommand
         int attempts = args.Int("--retries", 5, 1, 100);
         double timeoutSeconds = args.Double("--timeout", 300, 1, 86400);
         string? apiKey = args.Optional("--api-key") ?? environment("CVRL_API_KEY");
+        bool library = args.Flag("--library");
+        string? tagsText = args.Optional("--tags");
         args.RejectUnknown();
+
+        if (library && server is null)
+        {
+            throw new UsageException("--library stores videos in a service's library: give the service with --server URL.");
+        }
+
+        if (tagsText is not null && !library)
+        {
+            throw new UsageException("--tags label library entries: use it with --library.");
+        }
+
+        var tags = (tagsText ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct(StringComparer.Ordinal).ToArray();
+        if (tags.Length > 16 || tags.Any(t => t.Length > 64 || !t.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '-')))
+        {
+            throw new UsageException("--tags: at most 16 comma-separated tags, each 1–64 characters of letters, digits, '.', '_', ':' or '-'.");
+        }
+
+        if (library && perClip)
+        {
+            throw new UsageException("--per-clip writes embeddings; with --library the service keeps them (GET /v1/videos/{id}?embeddings=true).");
+        }
 
         if ((list is not null ? 1 : 0) + (folder is not null ? 1 : 0) + (args.Positionals.Count > 0 ? 1 : 0) != 1)
         {
@@ -71,7 +99,7 @@ internal static class EmbedCommand
         try
         {
             return server is not null
-                ? await RunServerAsync(new Uri(server), modelArgument, apiKey, attempts, TimeSpan.FromSeconds(timeoutSeconds), perClip, run, cancel.Token).ConfigureAwait(false)
+                ? await RunServerAsync(new Uri(server), modelArgument, apiKey, attempts, TimeSpan.FromSeconds(timeoutSeconds), perClip, library ? tags : null, run, cancel.Token).ConfigureAwait(false)
                 : await RunLocalAsync(modelArgument!, cpu, perClip, run, cancel.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
@@ -148,7 +176,8 @@ internal static class EmbedCommand
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<int> RunServerAsync(Uri server, string? modelName, string? apiKey, int attempts, TimeSpan timeout, bool perClip, Run run, CancellationToken cancellationToken)
+    /// <param name="libraryTags">Not null: store each video in the service's library with these tags instead of embedding it.</param>
+    private static async Task<int> RunServerAsync(Uri server, string? modelName, string? apiKey, int attempts, TimeSpan timeout, bool perClip, string[]? libraryTags, Run run, CancellationToken cancellationToken)
     {
         using var client = new ServerEmbedClient(server, apiKey, attempts, timeout, TimeSpan.FromSeconds(0.5), run.Error);
         string name, modelId;
@@ -168,6 +197,11 @@ internal static class EmbedCommand
             {
                 try
                 {
+                    if (libraryTags is not null)
+                    {
+                        return await StoreAsync(client, item, name, modelId, libraryTags, ct).ConfigureAwait(false);
+                    }
+
                     using var answer = await client.EmbedAsync(item.Path, name, perClip, ct).ConfigureAwait(false);
                     return new Outcome(Ending.Embedded, ServerLine(item.Key, modelId, answer.RootElement, perClip));
                 }
@@ -197,6 +231,60 @@ internal static class EmbedCommand
         finally
         {
             run.Error.WriteLine($"cvrl embed: {client.Attempts} request(s) to {server}");
+        }
+    }
+
+    /// <summary>
+    /// One video into the service's library: stored (or found already stored), following the job when the
+    /// service makes one. A job that failed because of the video is a refusal; one that failed otherwise (its
+    /// replica stopped) is left for the next run.
+    /// </summary>
+    private static async Task<Outcome> StoreAsync(ServerEmbedClient client, EmbedItem item, string model, string modelId, string[] tags, CancellationToken cancellationToken)
+    {
+        string name = item.Key.Length > 200 ? item.Key[^200..] : item.Key;
+        using var answer = await client.StoreAsync(item.Path, model, name, tags, cancellationToken).ConfigureAwait(false);
+        var entry = answer.RootElement;
+        using var job = entry.TryGetProperty("kind", out var kind) && kind.ValueKind == JsonValueKind.String && entry.TryGetProperty("state", out _)
+            ? await client.FinishedJobAsync(entry.GetProperty("id").GetString() ?? "", JobPollInterval, cancellationToken).ConfigureAwait(false)
+            : null;
+        if (job is not null)
+        {
+            var record = job.RootElement;
+            if (record.GetProperty("state").GetString() == "failed")
+            {
+                var error = record.GetProperty("error");
+                string type = error.GetProperty("type").GetString() ?? "";
+                bool aboutTheVideo = type.EndsWith(":unsupported-media", StringComparison.Ordinal) || type.EndsWith(":corrupt", StringComparison.Ordinal)
+                    || type.EndsWith(":limit-exceeded", StringComparison.Ordinal) || type.EndsWith(":invalid-argument", StringComparison.Ordinal);
+                return new Outcome(aboutTheVideo ? Ending.Refused : Ending.Unfinished, Failure(item.Key, modelId, type, error.GetProperty("detail").GetString() ?? "the job failed", null));
+            }
+
+            entry = record.GetProperty("result");
+        }
+
+        try
+        {
+            string? answered = entry.GetProperty("modelId").GetString();
+            if (answered != modelId)
+            {
+                throw new RunStoppedException($"The server's model changed during the run (model id {modelId} at the start, {answered} now); run again to store in the new space.");
+            }
+
+            return new Outcome(Ending.Embedded, new JsonObject
+            {
+                ["video"] = item.Key,
+                ["library"] = true,
+                ["id"] = entry.GetProperty("id").GetString(),
+                ["modelId"] = modelId,
+                ["sha256"] = entry.GetProperty("sha256").GetString(),
+                ["existing"] = entry.GetProperty("existing").GetBoolean(),
+                ["name"] = entry.GetProperty("name").GetString(),
+                ["clipCount"] = entry.GetProperty("clipCount").GetInt32(),
+            });
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
+        {
+            throw new ServerRefusedException(0, "bad-answer", $"The server's answer is not a library entry: {e.Message}");
         }
     }
 

@@ -7,7 +7,7 @@ namespace CvrlServe.Training.Commands;
 /// <summary>
 /// A resumable JSON-lines file: one line per video, each written with one write and flushed to disk before the
 /// next, so a killed run leaves complete lines and at most one torn last line. Opening it again drops that torn
-/// tail and reads which videos are already done (a line with an embedding) or refused for good (a line with
+/// tail and reads which videos are already done (a line with an embedding, or a stored library entry) or refused for good (a line with
 /// <c>error</c> and <c>"refused": true</c>) in a given embedding space; lines of another model id do not count. The file is held
 /// exclusively (FileShare.None: an advisory lock on Linux), so a second writer fails instead of interleaving.
 /// </summary>
@@ -142,7 +142,8 @@ internal sealed class EmbedOutput : IDisposable
             // A success is never downgraded by a later failure line of the same video (e.g. --retry-failed runs).
             // Only refusals count as failed; any other error line (older versions wrote those for failures
             // that may pass, such as giving up on an unavailable server) leaves the video to be tried again.
-            bool embedded = node["embedding"] is JsonArray;
+            // Done: an embedding, or (the library sink) an entry the service stored.
+            bool embedded = node["embedding"] is JsonArray || (node["library"] is JsonValue library && library.TryGetValue(out bool stored) && stored && node["id"] is JsonValue);
             bool refused = node[RefusedField] is JsonValue flag && flag.TryGetValue(out bool value) && value;
             if (embedded || refused)
             {

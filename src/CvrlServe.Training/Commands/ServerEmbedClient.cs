@@ -119,6 +119,54 @@ internal sealed class ServerEmbedClient : IDisposable
         }, path, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// <c>POST /v1/videos</c>: the service stores the video in its library (or finds the entry this key stored).
+    /// The answer is the entry, or, for a video the service makes a job of, the job record.
+    /// </summary>
+    public async Task<JsonDocument> StoreAsync(string path, string? model, string name, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    {
+        return await SendAsync(() =>
+        {
+            var form = new MultipartFormDataContent();
+            var file = new StreamContent(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.Asynchronous | FileOptions.SequentialScan));
+            file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            form.Add(file, "file", "video" + Path.GetExtension(path));
+            form.Add(new StringContent(name), "name");
+            if (model is not null)
+            {
+                form.Add(new StringContent(model), "model");
+            }
+
+            if (tags.Count > 0)
+            {
+                form.Add(new StringContent(string.Join(',', tags)), "tags");
+            }
+
+            return new HttpRequestMessage(HttpMethod.Post, "v1/videos") { Content = form };
+        }, path, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>GET /v1/jobs/{id}</c>, polled every <paramref name="interval"/> until the job has succeeded or failed.</summary>
+    public async Task<JsonDocument> FinishedJobAsync(string id, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        if (!id.All(char.IsAsciiLetterOrDigit))
+        {
+            throw new ServerRefusedException(0, "bad-answer", "The server's job id is not one it could have issued.");
+        }
+
+        while (true)
+        {
+            var job = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v1/jobs/{id}"), $"job {id}", cancellationToken).ConfigureAwait(false);
+            if (job.RootElement.TryGetProperty("state", out var state) && state.GetString() is "succeeded" or "failed")
+            {
+                return job;
+            }
+
+            job.Dispose();
+            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public void Dispose() => _http.Dispose();
 
     private async Task<JsonDocument> SendAsync(Func<HttpRequestMessage> request, string what, CancellationToken cancellationToken)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 
@@ -41,6 +42,59 @@ public sealed class BatchEmbedTests(EndToEndServer fixture) : IDisposable
             float[] actual = line.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
             Assert.Equal(expected.Length, actual.Length);
             Assert.All(expected.Zip(actual), p => Assert.True(Math.Abs(p.First - p.Second) < 1e-5, $"{p.First} vs {p.Second}"));
+        }
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_Library_StoresEachVideoOnceRefusalRecorded_ARerunSendsNothing()
+    {
+        string[] videos = ["red-2.mp4", "blue-2.mp4", "moving.mp4"];
+        string notVideo = Path.Combine(_folder, "notes.mp4");
+        await File.WriteAllTextAsync(notVideo, "this is text, not a video");
+        string output = Path.Combine(_folder, "library.jsonl");
+        string[] arguments = ["embed", "--library", "--tags", "batch,e2e", "--concurrency", "2", "--out", output, "--allow-refused", .. videos.Select(fixture.Videos.Path), notVideo];
+
+        var (code, _, stderr) = await RunCvrlAsync([arguments[0], "--server", fixture.Server.BaseAddress.ToString(), .. arguments[1..]]);
+        await using var front = FlakyFront.Start(fixture.Server.BaseAddress, _ => Fault.None);
+        var (again, _, againErrors) = await RunCvrlAsync([arguments[0], "--server", front.BaseAddress.ToString(), .. arguments[1..]]);
+
+        Assert.True(code == 0, stderr);
+        var lines = (await File.ReadAllLinesAsync(output)).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.True(lines.Single(l => l.GetProperty("video").GetString() == notVideo).GetProperty("refused").GetBoolean());
+        using var client = fixture.Server.Client();
+        foreach (string video in videos)
+        {
+            var line = lines.Single(l => l.GetProperty("video").GetString() == fixture.Videos.Path(video));
+            Assert.True(line.GetProperty("library").GetBoolean());
+            var entry = await client.GetFromJsonAsync<JsonElement>(new Uri($"v1/videos/{line.GetProperty("id").GetString()}", UriKind.Relative));
+            string sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(fixture.Videos.Path(video))));
+            Assert.Equal((sha, sha), (line.GetProperty("sha256").GetString(), entry.GetProperty("sha256").GetString()));
+            Assert.Equal(line.GetProperty("modelId").GetString(), entry.GetProperty("modelId").GetString());
+            Assert.Equal(video, entry.GetProperty("name").GetString());
+            Assert.Contains("e2e", entry.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        }
+
+        Assert.True(again == 0, againErrors);
+        Assert.Equal(0, front.Posts);
+        Assert.Contains("3 done before", againErrors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EmbedThroughServer_LibraryWhereEveryUploadIsAJob_JobsFollowedToTheirEntries()
+    {
+        await using var server = await KestrelServer.StartAsync(new Dictionary<string, string?> { ["Cvrl__Library__JobAboveSeconds"] = "0" });
+        string output = Path.Combine(_folder, "jobs.jsonl");
+
+        var (code, _, stderr) = await RunCvrlAsync("embed", "--server", server.BaseAddress.ToString(), "--library", "--out", output, fixture.Videos.Path("red-1.mp4"), fixture.Videos.Path("blue-1.mp4"));
+
+        Assert.True(code == 0, stderr);
+        using var client = server.Client();
+        var jobs = await client.GetFromJsonAsync<JsonElement>(new Uri("v1/jobs", UriKind.Relative));
+        Assert.Equal(2, jobs.GetProperty("jobs").EnumerateArray().Count(j => j.GetProperty("kind").GetString() == "video-ingest" && j.GetProperty("state").GetString() == "succeeded"));
+        foreach (var line in (await File.ReadAllLinesAsync(output)).Select(l => JsonDocument.Parse(l).RootElement))
+        {
+            using var entry = await client.GetAsync(new Uri($"v1/videos/{line.GetProperty("id").GetString()}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, entry.StatusCode);
         }
     }
 

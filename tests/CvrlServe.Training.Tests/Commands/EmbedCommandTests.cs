@@ -169,6 +169,22 @@ public sealed class EmbedCommandTests(TrainingVideos videos) : IDisposable
         Assert.StartsWith("cvrl: ", stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--model", "m", "--library")]
+    [InlineData("--server", "http://127.0.0.1:9", "--tags", "a")]
+    [InlineData("--server", "http://127.0.0.1:9", "--library", "--tags", "a b")]
+    [InlineData("--server", "http://127.0.0.1:9", "--library", "--tags", "a,%")]
+    [InlineData("--server", "http://127.0.0.1:9", "--library", "--per-clip")]
+    public void Embed_LibraryOptionsMisused_UsageErrorExitTwoBeforeAnyRequest(params string[] options)
+    {
+        // Port 9 (discard) on loopback: a request would fail with a network error (exit 1), not a usage error.
+        var (code, _, stderr) = ModelCommandsTests.Run(["embed", .. options, "x.mp4"]);
+
+        Assert.Equal(2, code);
+        Assert.StartsWith("cvrl: ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("request(s) to", stderr, StringComparison.Ordinal);
+    }
+
     private string TinyModel()
     {
         string model = Path.Combine(_folder, "m");
