@@ -25,10 +25,10 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using CvrlServe.Core;
 using CvrlServe.Core.Inference;
 using CvrlServe.Core.Video;
+using CvrlServe.Tools;
 
 var options = new Dictionary<string, string>
 {
@@ -45,7 +45,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
     options[args[i]] = args[i + 1];
 }
 
-string root = RepositoryRoot();
+string root = ChildServer.RepositoryRoot();
 int requests = int.Parse(options["--requests"], CultureInfo.InvariantCulture);
 int rounds = int.Parse(options["--rounds"], CultureInfo.InvariantCulture);
 int[] concurrencies = options["--concurrency"].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
@@ -86,19 +86,25 @@ var readerOptions = new VideoReaderOptions
 };
 
 string work = Directory.CreateTempSubdirectory("cvrl-api-bench-").FullName;
-using var server = StartServer(serverDll, modelsFolder, Path.Combine(work, "data"), decodePath, out var serverLog);
+using var server = ChildServer.Start(serverDll, new Dictionary<string, string>
+{
+    ["Cvrl__ModelsFolder"] = modelsFolder,
+    ["Cvrl__DataFolder"] = Path.Combine(work, "data"),
+    ["Cvrl__Provider"] = "Cpu",
+    ["Cvrl__DecodePath"] = decodePath.ToString(),
+    ["Cvrl__RateLimit__PermitsPerWindow"] = "0",
+});
 try
 {
-    var address = await serverLog.ListeningAsync.WaitAsync(TimeSpan.FromMinutes(2));
-    using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(10) };
-    await WaitReadyAsync(http, server, serverLog);
+    using var http = await server.ReadyClientAsync();
+    var address = http.BaseAddress!;
 
     using var reader = new VideoReader(readerOptions);
     await using var encoder = await EncoderModel.LoadAsync(Path.Combine(modelsFolder, model), sessionOptions);
     var embedder = new VideoEmbedder(reader);
 
     Console.WriteLine($"{requests} requests over {sources.Length} videos in {options["--videos"]}; model {model}; CPU; batching {sessionOptions.MaxBatchSize} clips / {sessionOptions.MaxBatchWait.TotalMilliseconds} ms, "
-        + $"{sessionOptions.IntraOpThreads} ONNX Runtime thread(s); {Environment.ProcessorCount} cores; server at {address}; load average {LoadAverage()}");
+        + $"{sessionOptions.IntraOpThreads} ONNX Runtime thread(s); {Environment.ProcessorCount} cores; server at {address}; load average {ChildServer.LoadAverage()}");
 
     // Server side: one multipart upload per request.
     async Task<Sample> ServerAsync(string video)
@@ -119,7 +125,7 @@ try
             }
             catch (HttpRequestException) when (server.HasExited)
             {
-                throw new InvalidOperationException($"the server exited ({server.ExitCode}):\n" + serverLog.Tail());
+                throw new InvalidOperationException("the server exited:\n" + server.Tail());
             }
 
             using var _ = response;
@@ -203,14 +209,14 @@ try
         Console.WriteLine($"{r.Side,-11} {r.Concurrency,11} {r.P50,7:F3} {r.P95,7:F3} {r.VideosPerSecond,9:F2} {r.Retries,8} {(r.Side == "server" ? ratio.ToString("F2", CultureInfo.InvariantCulture) : ""),6}");
     }
 
-    Console.WriteLine($"ratio = server videos/s ÷ in-process videos/s at the same concurrency; load average now {LoadAverage()}");
+    Console.WriteLine($"ratio = server videos/s ÷ in-process videos/s at the same concurrency; load average now {ChildServer.LoadAverage()}");
     if (options.TryGetValue("--out", out string? outPath))
     {
         var report = new
         {
             command = "dotnet run -c Release --project tools/ApiBench -- " + string.Join(' ', args),
             date = DateTimeOffset.UtcNow,
-            machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription, loadAverageAtEnd = LoadAverage() },
+            machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription, loadAverageAtEnd = ChildServer.LoadAverage() },
             settings = new
             {
                 model,
@@ -235,12 +241,7 @@ try
 }
 finally
 {
-    if (!server.HasExited)
-    {
-        server.Kill(entireProcessTree: true);
-        await server.WaitForExitAsync();
-    }
-
+    server.Dispose();
     Directory.Delete(work, recursive: true);
 }
 
@@ -251,50 +252,6 @@ static async Task<Run> MeasureAsync(string[] videos, int concurrency, Func<strin
     await Parallel.ForEachAsync(Enumerable.Range(0, videos.Length), new ParallelOptions { MaxDegreeOfParallelism = concurrency },
         async (i, _) => samples[i] = await one(videos[i]));
     return new Run(clock.Elapsed.TotalSeconds, videos.Length / clock.Elapsed.TotalSeconds, samples);
-}
-
-static Process StartServer(string dll, string models, string data, DecodePath decodePath, out ServerLog log)
-{
-    var start = new ProcessStartInfo("dotnet")
-    {
-        WorkingDirectory = Path.GetDirectoryName(dll)!,
-        RedirectStandardOutput = true,
-        RedirectStandardError = true,
-        UseShellExecute = false,
-    };
-    start.ArgumentList.Add(dll);
-    start.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
-    start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-    start.Environment["Cvrl__ModelsFolder"] = models;
-    start.Environment["Cvrl__DataFolder"] = data;
-    start.Environment["Cvrl__Provider"] = "Cpu";
-    start.Environment["Cvrl__DecodePath"] = decodePath.ToString();
-    start.Environment["Cvrl__RateLimit__PermitsPerWindow"] = "0";
-    var process = Process.Start(start) ?? throw new InvalidOperationException("the server did not start");
-    log = new ServerLog(process);
-    return process;
-}
-
-static async Task WaitReadyAsync(HttpClient http, Process server, ServerLog log)
-{
-    var deadline = Stopwatch.StartNew();
-    while (deadline.Elapsed < TimeSpan.FromMinutes(2))
-    {
-        if (server.HasExited)
-        {
-            throw new InvalidOperationException("the server exited:\n" + log.Tail());
-        }
-
-        using var ready = await http.GetAsync(new Uri("/health/ready", UriKind.Relative));
-        if (ready.IsSuccessStatusCode)
-        {
-            return;
-        }
-
-        await Task.Delay(200);
-    }
-
-    throw new TimeoutException("the server was not ready within 2 minutes:\n" + log.Tail());
 }
 
 static async Task RunAsync(string file, string[] arguments, string folder)
@@ -313,21 +270,6 @@ static async Task RunAsync(string file, string[] arguments, string folder)
     }
 }
 
-static string RepositoryRoot()
-{
-    for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "CvrlServe.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-
-    throw new InvalidOperationException("run inside the repository (no CvrlServe.sln above the current folder)");
-}
-
-static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
-
 /// <summary>One request: client-side seconds (retries included) and how many 503s it met.</summary>
 internal sealed record Sample(double Seconds, int Retries);
 
@@ -345,56 +287,4 @@ internal sealed record Result(string Side, int Concurrency, double P50, double P
             Math.Round(runs.Sum(r => r.Samples.Length) / runs.Sum(r => r.Seconds), 3), runs.Sum(r => r.Samples.Sum(s => s.Retries)),
             runs.Select(r => Math.Round(r.VideosPerSecond, 3)).ToArray());
     }
-}
-
-/// <summary>Drains the server's output (so it never blocks on a full pipe), keeps a tail, and finds the address it listens on.</summary>
-internal sealed partial class ServerLog
-{
-    private readonly Queue<string> _tail = new();
-    private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    public ServerLog(Process process)
-    {
-        process.OutputDataReceived += (_, e) => Line(e.Data);
-        process.ErrorDataReceived += (_, e) => Line(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        process.Exited += (_, _) => _listening.TrySetException(new InvalidOperationException("the server exited before listening:\n" + Tail()));
-        process.EnableRaisingEvents = true;
-    }
-
-    public Task<Uri> ListeningAsync => _listening.Task;
-
-    public string Tail()
-    {
-        lock (_tail)
-        {
-            return string.Join('\n', _tail);
-        }
-    }
-
-    private void Line(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_tail)
-        {
-            _tail.Enqueue(line);
-            if (_tail.Count > 50)
-            {
-                _tail.Dequeue();
-            }
-        }
-
-        if (Listening().Match(line) is { Success: true } match)
-        {
-            _listening.TrySetResult(new Uri(match.Groups[1].Value));
-        }
-    }
-
-    [GeneratedRegex(@"Now listening on: (http://\S+)")]
-    private static partial Regex Listening();
 }
