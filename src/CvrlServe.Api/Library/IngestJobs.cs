@@ -28,6 +28,7 @@ public sealed partial class IngestJobs(
     public const string Kind = "video-ingest";
 
     private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Task, byte> _deliveries = new();
     private readonly Channel<string> _queue = Channel.CreateBounded<string>(new BoundedChannelOptions(options.Value.Library.QueuedJobs) { FullMode = BoundedChannelFullMode.Wait });
 
     /// <summary>Where a job's video waits until its job ends.</summary>
@@ -79,8 +80,17 @@ public sealed partial class IngestJobs(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         // Jobs held here stay queued or running: their files stay, their heartbeats stop, and after a lease
-        // this replica (restarted) or another takes them over and runs them again.
+        // this replica (restarted) or another takes them over and runs them again. Webhook deliveries under way
+        // get until the host's shutdown deadline.
         await base.StopAsync(cancellationToken);
+        try
+        {
+            await Task.WhenAll(_deliveries.Keys).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The deadline passed: the remaining deliveries are dropped (the job records stay).
+        }
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -130,7 +140,10 @@ public sealed partial class IngestJobs(
                 TryDelete(FileOf(id));
                 if (payload?.Webhook is { } hook)
                 {
-                    await NotifyAsync(hook, finished, stoppingToken);
+                    // Beside the queue: a slow or failing receiver (retries take minutes) never holds up the next video.
+                    var delivery = NotifyAsync(hook, finished, stoppingToken);
+                    _deliveries.TryAdd(delivery, 0);
+                    _ = delivery.ContinueWith(t => _deliveries.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 }
             }
         }
@@ -243,6 +256,10 @@ public sealed partial class IngestJobs(
         {
             // Stopping.
         }
+        catch (Exception e) when (e is UriFormatException or ArgumentException or InvalidOperationException)
+        {
+            LogWebhookFailed(logger, e, job.Id);
+        }
     }
 
     private static void TryDelete(string path)
@@ -268,6 +285,9 @@ public sealed partial class IngestJobs(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Ingest job {JobId} failed")]
     private static partial void LogFailed(ILogger logger, Exception exception, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook for job {JobId} could not be sent")]
+    private static partial void LogWebhookFailed(ILogger logger, Exception exception, string jobId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook for job {JobId}: delivered {Delivered} after {Attempts} attempt(s), last status {Status}")]
     private static partial void LogWebhook(ILogger logger, string jobId, bool delivered, int attempts, int? status);

@@ -84,4 +84,38 @@ public sealed class IngestJobTests(ApiVideos videos)
         Assert.Equal(["hooks.test"], resolver.Asked);
         Assert.Single(receiver.Requests);
     }
+
+    [Fact]
+    public async Task Webhook_ReceiverThatHangs_NextJobsStillRunToTheEnd()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        receiver.Respond = async (_, context) =>
+        {
+            await release.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            context.Response.StatusCode = 200;
+        };
+        var resolver = new TableResolver(new Dictionary<string, IPAddress[]> { ["hooks.test"] = [IPAddress.Loopback] });
+        await using var app = new CvrlApiFactory(new Dictionary<string, string?>
+        {
+            ["Cvrl:Library:Webhooks:AllowedHosts:0"] = "hooks.test",
+            ["Cvrl:Library:Webhooks:Secret"] = "webhook-secret-for-tests",
+            ["Cvrl:Library:Webhooks:AllowLoopbackForTests"] = "true",
+            ["Cvrl:Library:Webhooks:TimeoutSeconds"] = "120",
+        }, services: s => s.AddSingleton<IHostResolver>(resolver));
+        await app.StartedAsync();
+        using var client = app.Client();
+
+        using var first = await client.PostAsync(new Uri("/v1/videos", UriKind.Relative),
+            CvrlApiFactory.Form(videos.Path("blue-2.mp4"), ("webhook", $"http://hooks.test:{receiver.Port}/done")));
+        await receiver.First.WaitAsync(TimeSpan.FromMinutes(2));
+        // The first job's webhook is still waiting for the receiver; the ingest queue has moved on.
+        using var second = await client.PostAsync(new Uri("/v1/videos", UriKind.Relative), CvrlApiFactory.Form(videos.Path("red-2.mp4"), ("async", "true")));
+        var done = await VideosApiTests.WaitForJobAsync(client, JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!);
+
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        Assert.Equal("succeeded", done.GetProperty("state").GetString());
+        Assert.False(release.Task.IsCompleted);
+        release.SetResult();
+    }
 }
