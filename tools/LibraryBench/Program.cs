@@ -172,28 +172,22 @@ static async Task<object> ClassifyAsync(HttpClient http, (string Path, byte[] By
         }
     }
 
-    double p50Stored = Percentile(stored, 0.5);
-    double p50Upload = Percentile(uploaded, 0.5);
-    Console.WriteLine($"classify ({videos.Length} videos × {rounds} rounds, probe {probe}): stored p50 {p50Stored:F1} ms, p95 {Percentile(stored, 0.95):F1} ms; "
-        + $"upload p50 {p50Upload:F1} ms, p95 {Percentile(uploaded, 0.95):F1} ms; upload ÷ stored = {p50Upload / p50Stored:F1}; top labels differing: {mismatches}");
+    double p50Stored = SearchBench.Percentile(stored, 0.5);
+    double p50Upload = SearchBench.Percentile(uploaded, 0.5);
+    Console.WriteLine($"classify ({videos.Length} videos × {rounds} rounds, probe {probe}): stored p50 {p50Stored:F1} ms, p95 {SearchBench.Percentile(stored, 0.95):F1} ms; "
+        + $"upload p50 {p50Upload:F1} ms, p95 {SearchBench.Percentile(uploaded, 0.95):F1} ms; upload ÷ stored = {p50Upload / p50Stored:F1}; top labels differing: {mismatches}");
     return new
     {
         probe,
         videos = videos.Length,
         rounds,
         storedP50Ms = Math.Round(p50Stored, 2),
-        storedP95Ms = Math.Round(Percentile(stored, 0.95), 2),
+        storedP95Ms = Math.Round(SearchBench.Percentile(stored, 0.95), 2),
         uploadP50Ms = Math.Round(p50Upload, 2),
-        uploadP95Ms = Math.Round(Percentile(uploaded, 0.95), 2),
+        uploadP95Ms = Math.Round(SearchBench.Percentile(uploaded, 0.95), 2),
         uploadOverStored = Math.Round(p50Upload / p50Stored, 1),
         topLabelMismatches = mismatches,
     };
-}
-
-static double Percentile(IReadOnlyCollection<double> values, double p)
-{
-    var sorted = values.Order().ToArray();
-    return sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 }
 
 /// <summary>The in-process search measurements at one size.</summary>
@@ -346,7 +340,8 @@ internal static class SearchBench
 
     private static double Median(this IEnumerable<double> values) => Percentile(values.ToArray(), 0.5);
 
-    private static double Percentile(IReadOnlyCollection<double> values, double p)
+    /// <summary>The nearest-rank percentile (p in [0, 1]).</summary>
+    public static double Percentile(IReadOnlyCollection<double> values, double p)
     {
         var sorted = values.Order().ToArray();
         return sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];

@@ -32,6 +32,21 @@ public static class JobErrors
 {
     /// <summary>The service process holding the job stopped (crash, deploy, restart) while the job was queued or running.</summary>
     public const string Interrupted = "urn:cvrlserve:problem:interrupted";
+
+    /// <summary>
+    /// The job error for an exception that ended job <paramref name="jobId"/>: a Core error as the problem a
+    /// request would have got; anything else as an internal error that names the job, never the exception.
+    /// </summary>
+    public static JobError Of(Exception error, string jobId)
+    {
+        if (error is CvrlServe.Core.CvrlException known)
+        {
+            var problem = Hosting.Problems.From(known).Problem.ProblemDetails;
+            return new JobError(problem.Type ?? Hosting.Problems.TypePrefix + "error", problem.Title ?? "Error", problem.Detail ?? "");
+        }
+
+        return new JobError(Hosting.Problems.TypePrefix + "internal", "Internal error", $"The job failed inside the service (job {jobId}).");
+    }
 }
 
 /// <summary>

@@ -129,11 +129,7 @@ public sealed partial class ProbeArchiveJobs(
             }
             catch (Exception e)
             {
-                var error = e switch
-                {
-                    CvrlException c => Problem(Problems.From(c).Problem),
-                    _ => new JobError("urn:cvrlserve:problem:internal", "Internal error", $"The job failed inside the service (job {job.JobId})."),
-                };
+                var error = JobErrors.Of(e, job.JobId);
                 if (e is not CvrlException)
                 {
                     LogFailed(logger, e, job.JobId);
@@ -337,9 +333,6 @@ public sealed partial class ProbeArchiveJobs(
             }
         }
     }
-
-    private static JobError Problem(Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem) =>
-        new(problem.ProblemDetails.Type ?? "urn:cvrlserve:problem:error", problem.ProblemDetails.Title ?? "Error", problem.ProblemDetails.Detail ?? "");
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} jobs whose process stopped were marked failed (interrupted)")]
     private static partial void LogRecovered(ILogger logger, int count);

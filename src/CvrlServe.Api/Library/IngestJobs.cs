@@ -120,9 +120,7 @@ public sealed partial class IngestJobs(
             }
             catch (Exception e)
             {
-                var error = e is CvrlException c && Problems.From(c).Problem.ProblemDetails is var p
-                    ? new JobError(p.Type ?? Problems.TypePrefix + "error", p.Title ?? "Error", p.Detail ?? "")
-                    : new JobError(Problems.TypePrefix + "internal", "Internal error", $"The job failed inside the service (job {id}).");
+                var error = JobErrors.Of(e, id);
                 if (e is not CvrlException)
                 {
                     LogFailed(logger, e, id);
