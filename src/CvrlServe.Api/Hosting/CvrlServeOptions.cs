@@ -180,6 +180,16 @@ public sealed class CvrlServeOptions : IValidatableObject
             yield return new ValidationResult("JobLeaseSeconds must be at least 3 × JobHeartbeatSeconds, so one late heartbeat does not fail a live job.", [nameof(JobLeaseSeconds)]);
         }
 
+        // ValidateDataAnnotations does not descend into nested settings: the library's ranges are checked here.
+        var library = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(Library, new ValidationContext(Library), library, validateAllProperties: true))
+        {
+            foreach (var result in library)
+            {
+                yield return new ValidationResult($"Library: {result.ErrorMessage}", result.MemberNames.Select(m => $"{nameof(Library)}:{m}").ToArray());
+            }
+        }
+
         if (Keys.RequireKey && Keys.Clients.Count == 0 && Keys.Admin.Count == 0)
         {
             yield return new ValidationResult("Keys:RequireKey is set but no key is configured.", [nameof(Keys)]);
